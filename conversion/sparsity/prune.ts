@@ -31,14 +31,17 @@ export function magnitudePrune(data: Float32Array, rows: number, cols: number, s
   }
   const toPrune = Math.round(sparsity * blockCount);
   if (toPrune === 0) return;
-  // Pruning by rank (not by threshold) hits the target exactly even when many scores tie, e.g. at zero.
-  const order = Array.from({ length: blockCount }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
-  for (let k = 0; k < toPrune; k++) {
-    const b = order[k];
+  // Prune by rank, not by a bare threshold, so the target is hit exactly even when many scores tie (e.g. at zero).
+  const threshold = Float32Array.from(scores).sort()[toPrune - 1];
+  let pruned = 0;
+  const pruneBlock = (b: number) => {
     const r0 = Math.floor(b / blocksPerRow) * blockRows;
     const c0 = (b % blocksPerRow) * blockCols;
     for (let r = r0; r < r0 + blockRows; r++) data.fill(0, r * cols + c0, r * cols + c0 + blockCols);
-  }
+    pruned++;
+  };
+  for (let b = 0; b < blockCount; b++) if (scores[b] < threshold) pruneBlock(b);
+  for (let b = 0; b < blockCount && pruned < toPrune; b++) if (scores[b] === threshold) pruneBlock(b);
 }
 
 export interface PruneReport {

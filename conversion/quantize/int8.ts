@@ -12,6 +12,12 @@ export interface QuantizedMatrix {
 
 const qmax = 127;
 
+/** Half away from zero, so w and -w quantize to opposite values (Math.round alone is biased upward at ties). */
+function quantize(value: number, scale: number): number {
+  const scaled = Math.round(Math.abs(value) / scale);
+  return Math.sign(value) * Math.min(qmax, scaled);
+}
+
 /**
  * Quantizes a torch Linear weight [out, in] into the MatMul layout [in, out] with one scale per output channel.
  */
@@ -25,7 +31,7 @@ export function quantizeLinearWeightTransposed(weight: Float32Array, outFeatures
     const scale = max > 0 ? max / qmax : 1;
     scales[o] = scale;
     for (let i = 0; i < inFeatures; i++) {
-      values[i * outFeatures + o] = Math.max(-qmax, Math.min(qmax, Math.round(weight[row + i] / scale)));
+      values[i * outFeatures + o] = quantize(weight[row + i], scale);
     }
   }
   return { values, scales };
@@ -40,7 +46,7 @@ export function quantizeRows(table: Float32Array, rows: number, dim: number): Qu
     for (let c = 0; c < dim; c++) max = Math.max(max, Math.abs(table[r * dim + c]));
     const scale = max > 0 ? max / qmax : 1;
     scales[r] = scale;
-    for (let c = 0; c < dim; c++) values[r * dim + c] = Math.max(-qmax, Math.min(qmax, Math.round(table[r * dim + c] / scale)));
+    for (let c = 0; c < dim; c++) values[r * dim + c] = quantize(table[r * dim + c], scale);
   }
   return { values, scales };
 }

@@ -8,7 +8,7 @@ export const generateUsage = `sbs generate --out <dir> [options]
 Writes a seeded random-init checkpoint in Hugging Face layout (for tests and benchmarks: its answers are meaningless).
   --family bert|distilbert         (default bert)
   --task qa|classification|ner     (default qa)
-  --size tiny|small|base|large     dimension preset (default tiny); --hidden/--layers/--heads/--intermediate override
+  --size tiny|small|base|large     dimension preset (default tiny; DistilBERT gets half the layers); --hidden/--layers/--heads/--intermediate override
   --format safetensors|pytorch     model.safetensors or pytorch_model.bin (default safetensors)
   --labels A,B,...                 classification/NER labels (default SST-2 or CoNLL-2003 labels)
   --tokenizer <dir>                use a real tokenizer.json/vocab.txt from this folder (default: small synthetic vocab)
@@ -53,7 +53,8 @@ export function generateCommand(args: string[]): void {
   const int = (value: string | undefined, flag: string) => numberFlag(value, flag, { min: 1, integer: true });
   const dims = {
     hiddenSize: int(values.hidden, '--hidden') ?? preset.hiddenSize,
-    numLayers: int(values.layers, '--layers') ?? preset.numLayers,
+    // DistilBERT keeps every other layer of its teacher: 6 for the base size.
+    numLayers: int(values.layers, '--layers') ?? (values.family === 'distilbert' && values.size !== 'tiny' ? preset.numLayers / 2 : preset.numLayers),
     numHeads: int(values.heads, '--heads') ?? preset.numHeads,
     intermediateSize: int(values.intermediate, '--intermediate') ?? preset.intermediateSize,
     maxPositions: preset.maxPositions,

@@ -5,16 +5,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { zipSync } from 'fflate';
 import { ConversionError } from '../conversion/errors.js';
-import {
-  PickleError,
-  PickleGlobal,
-  PyPersistentId,
-  PyReduce,
-  PyTuple,
-  pickle,
-  unpickle,
-  type PyWritable,
-} from '../conversion/checkpoint/pickle.js';
+import { unpickle } from '../conversion/checkpoint/pickle/reader.js';
+import { PickleError, PickleGlobal } from '../conversion/checkpoint/pickle/values.js';
+import { PyPersistentId, PyReduce, PyTuple, pickle, type PyWritable } from '../conversion/checkpoint/pickle/writer.js';
 import { readTorchBin, writeTorchBin } from '../conversion/checkpoint/torch-bin.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'torch-bin-test-'));

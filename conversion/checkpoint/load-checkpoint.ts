@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConversionError } from '../errors.js';
 import { resolveLayout, type ModelWeights } from './layout.js';
 import { parseModelConfig, type ModelSpec } from './model-config.js';
+import { readOnnxExportWeights } from './onnx-import.js';
 import { readSafetensors } from './safetensors.js';
 import type { WeightMap } from './tensor.js';
 import { readTorchBin } from './torch-bin.js';
@@ -14,7 +15,7 @@ export interface LoadedCheckpoint {
   model: ModelWeights;
   /** The weight files read, relative to `dir`. */
   weightFiles: string[];
-  weightFormat: 'safetensors' | 'pytorch';
+  weightFormat: 'safetensors' | 'pytorch' | 'onnx';
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -41,9 +42,11 @@ export function findWeightFiles(dir: string): { files: string[]; format: LoadedC
   if (has('model.safetensors.index.json')) return { files: shardsOf(join(dir, 'model.safetensors.index.json')), format: 'safetensors' };
   if (has('pytorch_model.bin')) return { files: ['pytorch_model.bin'], format: 'pytorch' };
   if (has('pytorch_model.bin.index.json')) return { files: shardsOf(join(dir, 'pytorch_model.bin.index.json')), format: 'pytorch' };
+  // An fp32 export (optimum writes model.onnx at the top, Hub repos often under onnx/): weights are read out of it.
+  for (const file of ['model.onnx', 'onnx/model.onnx']) if (has(file)) return { files: [file], format: 'onnx' };
   throw new ConversionError(
     dir,
-    'no weights found: expected model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json',
+    'no weights found: expected model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json or an fp32 model.onnx export',
   );
 }
 
@@ -58,7 +61,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
     const path = join(dir, file);
     if (!existsSync(path)) throw new ConversionError(path, 'weight shard listed in the index is missing');
     if (format === 'safetensors') readSafetensors(path, weights);
-    else for (const [name, tensor] of readTorchBin(path)) weights.set(name, tensor);
+    else for (const [name, tensor] of format === 'pytorch' ? readTorchBin(path) : readOnnxExportWeights(path)) weights.set(name, tensor);
   }
   const model = resolveLayout(spec, weights, join(dir, files.length === 1 ? files[0] : files.join(',')));
   return { dir, rawConfig, spec, model, weightFiles: files, weightFormat: format };

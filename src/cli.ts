@@ -5,6 +5,9 @@ import { benchCommand, benchUsage } from './commands/bench-command.js';
 import { convertCommand, convertUsage } from './commands/convert-command.js';
 import { UsageError } from './commands/flags.js';
 import { generateCommand, generateUsage } from './commands/generate-command.js';
+import { serveCommand, serveUsage } from './commands/serve-command.js';
+import { FirstRunError } from './first-run.js';
+import { ModelLoadError } from './models/registry.js';
 
 const usage = `sbs <command> [options]   (sparse int8 BERT serving)
 
@@ -12,6 +15,7 @@ Commands:
   convert    Hugging Face checkpoint (folder or Hub id) -> dense fp32 + sparse int8 ONNX artifacts
   generate   write a seeded random-weight checkpoint (tests, benchmarks)
   bench      session.run latency of a converted model's artifacts, int8/dense ratio
+  serve      HTTP server: /qa, /classify, /ner, Open Inference Protocol v2, /metrics (npm start)
 
 Run "sbs <command> --help" for its options.`;
 
@@ -19,6 +23,7 @@ const commands: Record<string, { run: (args: string[]) => unknown; usage: string
   convert: { run: (args) => convertCommand(args, process.env), usage: convertUsage },
   generate: { run: generateCommand, usage: generateUsage },
   bench: { run: benchCommand, usage: benchUsage },
+  serve: { run: (args) => serveCommand(args, process.env), usage: serveUsage },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -44,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
       console.error(`error: ${error.message}${error.usage ? `\n\n${error.usage}` : ''}`);
       return 2;
     }
-    if (error instanceof ConversionError || error instanceof HubError) {
+    if (error instanceof ConversionError || error instanceof HubError || error instanceof ModelLoadError || error instanceof FirstRunError) {
       console.error(`error: ${error.message}`);
       return 1;
     }

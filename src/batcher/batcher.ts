@@ -1,0 +1,220 @@
+/**
+ * One queue per model. Forms batches from waiting rows up to a row count and a padded-token budget (longest row x
+ * rows), waiting at most `maxBatchDelayMs` for more work when the queue is short, and grouping rows of similar length
+ * so padding stays small. Knows nothing about tasks: a row is token ids, a result is whatever the runner returns.
+ */
+export interface BatchRow {
+  ids: number[];
+  typeIds?: number[];
+}
+
+export type BatchRunner<Result> = (rows: BatchRow[]) => Promise<Result[]>;
+
+export interface BatcherLimits {
+  maxBatchSize: number;
+  maxBatchTokens: number;
+  maxBatchDelayMs: number;
+  maxQueueRows: number;
+}
+
+/** Where the batcher reports what only it knows; the server turns these into metrics. */
+export interface BatcherObserver {
+  batchRan?(rows: number, paddedTokens: number, seconds: number): void;
+  rowWaited?(seconds: number): void;
+  rowsDropped?(reason: 'deadline' | 'client_gone', rows: number): void;
+  depthChanged?(rows: number): void;
+}
+
+export class QueueFullError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super('the model queue is full');
+    this.name = 'QueueFullError';
+  }
+}
+
+export class DrainingError extends Error {
+  constructor() {
+    super('the server is shutting down');
+    this.name = 'DrainingError';
+  }
+}
+
+interface Pending<Result> {
+  row: BatchRow;
+  enqueuedAt: number;
+  request: Request<Result>;
+  index: number;
+}
+
+interface Request<Result> {
+  results: Result[];
+  remaining: number;
+  settled: boolean;
+  resolve(results: Result[]): void;
+  reject(error: unknown): void;
+}
+
+/** How far past the oldest row the batcher looks for rows of similar length. */
+const lookaheadFactor = 4;
+
+export class Batcher<Result> {
+  private queue: Pending<Result>[] = [];
+  private readonly idleRunners: BatchRunner<Result>[];
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private draining = false;
+  private drainWaiters: (() => void)[] = [];
+  /** Recent seconds per padded token, for a Retry-After estimate. */
+  private secondsPerToken = 0;
+
+  constructor(
+    private readonly limits: BatcherLimits,
+    runners: BatchRunner<Result>[],
+    private readonly observer: BatcherObserver = {},
+  ) {
+    this.idleRunners = [...runners];
+  }
+
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Queues every row of one request together; resolves with one result per row, in order. Aborting the signal
+   * (deadline, client gone) removes the request's waiting rows at once and rejects with the signal's reason.
+   */
+  submit(rows: BatchRow[], signal?: AbortSignal): Promise<Result[]> {
+    if (this.draining) return Promise.reject(new DrainingError());
+    if (this.queue.length + rows.length > this.limits.maxQueueRows) {
+      return Promise.reject(new QueueFullError(this.retryAfterSeconds()));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<Result[]>((resolve, reject) => {
+      const request: Request<Result> = { results: new Array(rows.length), remaining: rows.length, settled: false, resolve, reject };
+      const now = performance.now();
+      rows.forEach((row, index) => this.queue.push({ row, enqueuedAt: now, request, index }));
+      this.observer.depthChanged?.(this.queue.length);
+      if (signal) {
+        const onAbort = () => this.abandon(request, signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        const settle = request.resolve;
+        const fail = request.reject;
+        request.resolve = (results) => (signal.removeEventListener('abort', onAbort), settle(results));
+        request.reject = (error) => (signal.removeEventListener('abort', onAbort), fail(error));
+      }
+      this.schedule();
+    });
+  }
+
+  /** Stops accepting work; resolves once every queued and running row has finished. */
+  drain(): Promise<void> {
+    this.draining = true;
+    this.schedule();
+    if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private abandon(request: Request<Result>, reason: unknown): void {
+    if (request.settled) return;
+    const before = this.queue.length;
+    this.queue = this.queue.filter((pending) => pending.request !== request);
+    const dropped = before - this.queue.length;
+    if (dropped) {
+      const isDeadline = (reason as { name?: string })?.name === 'TimeoutError';
+      this.observer.rowsDropped?.(isDeadline ? 'deadline' : 'client_gone', dropped);
+      this.observer.depthChanged?.(this.queue.length);
+    }
+    request.settled = true;
+    request.reject(reason);
+    this.checkDrained();
+  }
+
+  private retryAfterSeconds(): number {
+    const queuedTokens = this.queue.reduce((sum, pending) => sum + pending.row.ids.length, 0);
+    return Math.max(1, Math.ceil(queuedTokens * this.secondsPerToken));
+  }
+
+  private schedule(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    while (this.idleRunners.length && this.queue.length) {
+      const waitedMs = performance.now() - this.queue[0].enqueuedAt;
+      const full = this.queue.length >= this.limits.maxBatchSize || this.paddedTokensOfAll() >= this.limits.maxBatchTokens;
+      if (!full && !this.draining && waitedMs < this.limits.maxBatchDelayMs) {
+        this.timer = setTimeout(() => this.schedule(), this.limits.maxBatchDelayMs - waitedMs);
+        return;
+      }
+      this.dispatch(this.idleRunners.pop()!, this.formBatch());
+    }
+  }
+
+  private paddedTokensOfAll(): number {
+    let longest = 0;
+    for (const pending of this.queue) longest = Math.max(longest, pending.row.ids.length);
+    return longest * this.queue.length;
+  }
+
+  /** The oldest row always goes; the rest are the nearest in length among the next few, within the budget. */
+  private formBatch(): Pending<Result>[] {
+    const [first, ...rest] = this.queue;
+    const lookahead = rest.slice(0, this.limits.maxBatchSize * lookaheadFactor);
+    const firstLength = first.row.ids.length;
+    lookahead.sort((a, b) => Math.abs(a.row.ids.length - firstLength) - Math.abs(b.row.ids.length - firstLength) || a.enqueuedAt - b.enqueuedAt);
+    const chosen = [first];
+    let longest = firstLength;
+    for (const candidate of lookahead) {
+      if (chosen.length >= this.limits.maxBatchSize) break;
+      const padded = Math.max(longest, candidate.row.ids.length) * (chosen.length + 1);
+      if (padded > this.limits.maxBatchTokens) continue;
+      chosen.push(candidate);
+      longest = Math.max(longest, candidate.row.ids.length);
+    }
+    const taken = new Set(chosen);
+    this.queue = this.queue.filter((pending) => !taken.has(pending));
+    this.observer.depthChanged?.(this.queue.length);
+    return chosen;
+  }
+
+  private async dispatch(runner: BatchRunner<Result>, batch: Pending<Result>[]): Promise<void> {
+    this.running++;
+    const started = performance.now();
+    for (const pending of batch) this.observer.rowWaited?.((started - pending.enqueuedAt) / 1000);
+    const paddedTokens = Math.max(...batch.map((pending) => pending.row.ids.length)) * batch.length;
+    try {
+      const results = await runner(batch.map((pending) => pending.row));
+      const seconds = (performance.now() - started) / 1000;
+      this.secondsPerToken = seconds / paddedTokens;
+      this.observer.batchRan?.(batch.length, paddedTokens, seconds);
+      batch.forEach((pending, i) => this.deliver(pending, results[i]));
+    } catch (error) {
+      for (const pending of batch) {
+        if (pending.request.settled) continue;
+        pending.request.settled = true;
+        pending.request.reject(error);
+      }
+    } finally {
+      this.running--;
+      this.idleRunners.push(runner);
+      this.schedule();
+      this.checkDrained();
+    }
+  }
+
+  private deliver(pending: Pending<Result>, result: Result): void {
+    const request = pending.request;
+    if (request.settled) return;
+    request.results[pending.index] = result;
+    if (--request.remaining === 0) {
+      request.settled = true;
+      request.resolve(request.results);
+    }
+  }
+
+  private checkDrained(): void {
+    if (this.draining && this.queue.length === 0 && this.running === 0) {
+      for (const resolve of this.drainWaiters.splice(0)) resolve();
+    }
+  }
+}

@@ -1,0 +1,139 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError, numberFlag } from './commands/flags.js';
+
+export type Precision = 'int8' | 'fp32';
+
+/** Everything the server reads from flags and the environment, resolved once and passed down. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  modelsDir: string;
+  /** Which artifacts of each converted model to load; each becomes its own model, `<name>-int8` / `<name>-fp32`. */
+  precisions: Precision[];
+  runtime: {
+    /** onnxruntime intra-op threads per session. */
+    threads: number;
+    /** Sessions per model; each runs one batch at a time. */
+    sessionsPerModel: number;
+    /** Let ORT's worker threads spin between ops (lower latency alone, steals cores from other sessions). */
+    allowSpinning: boolean;
+  };
+  batching: {
+    maxBatchSize: number;
+    /** Padded tokens per batch: longest row x rows. */
+    maxBatchTokens: number;
+    maxBatchDelayMs: number;
+    /** Rows waiting per model before new work gets 429. */
+    maxQueueRows: number;
+  };
+  limits: {
+    bodyLimitBytes: number;
+    requestTimeoutMs: number;
+    /** Longest QA context, in windows, one request may produce. */
+    maxQaWindows: number;
+    maxBatchInputs: number;
+  };
+  shutdownTimeoutMs: number;
+  firstRun: {
+    demo: boolean;
+    defaultModelId: string;
+    hub: { endpoint: string; token?: string; revision: string; cacheDir: string };
+  };
+  logLevel: string;
+}
+
+export const serveUsage = `sbs serve [options]      (npm start)
+
+Serves every converted model in the models folder: POST /qa, /classify, /ner, the Open Inference Protocol v2 routes,
+GET /models, /healthz, /readyz, /metrics. Each option also reads an environment variable (in brackets).
+  --host <addr>                 [HOST] default 127.0.0.1 (0.0.0.0 in the container)
+  --port <n>                    [PORT] default 8080
+  --models-dir <dir>            [MODELS_DIR] default ./models
+  --precisions int8,fp32        [PRECISIONS] artifacts to serve side by side (default int8,fp32)
+  --threads <n>                 [THREADS] intra-op threads per session (default 2)
+  --sessions <n>                [SESSIONS_PER_MODEL] sessions per model (default 1)
+  --spinning                    [ORT_ALLOW_SPINNING=1] let ORT threads spin between ops
+  --max-batch-size <n>          [MAX_BATCH_SIZE] rows per batch (default 16)
+  --max-batch-tokens <n>        [MAX_BATCH_TOKENS] padded tokens per batch (default 4096)
+  --max-batch-delay-ms <n>      [MAX_BATCH_DELAY_MS] wait for more work when the queue is short (default 5)
+  --max-queue <n>               [MAX_QUEUE_ROWS] waiting rows per model before 429 (default 512)
+  --body-limit <bytes>          [BODY_LIMIT] default 1048576
+  --timeout-ms <n>              [REQUEST_TIMEOUT_MS] per-request deadline (default 30000)
+  --max-qa-windows <n>          [MAX_QA_WINDOWS] longest context, in windows (default 64)
+  --shutdown-timeout-ms <n>     [SHUTDOWN_TIMEOUT_MS] drain deadline on SIGTERM (default 30000)
+  --demo                        [DEMO=1] no models: generate, convert and serve a small random-weight QA model
+  --default-model <hub-id>      [DEFAULT_MODEL] fetched on first run when the models folder is empty
+  --log-level <level>           [LOG_LEVEL] default info`;
+
+const truthy = (value: string | undefined) => value !== undefined && /^(1|true|yes|on)$/i.test(value);
+
+export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): ServerConfig {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'models-dir': { type: 'string' },
+      precisions: { type: 'string' },
+      threads: { type: 'string' },
+      sessions: { type: 'string' },
+      spinning: { type: 'boolean' },
+      'max-batch-size': { type: 'string' },
+      'max-batch-tokens': { type: 'string' },
+      'max-batch-delay-ms': { type: 'string' },
+      'max-queue': { type: 'string' },
+      'body-limit': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      'max-qa-windows': { type: 'string' },
+      'shutdown-timeout-ms': { type: 'string' },
+      demo: { type: 'boolean' },
+      'default-model': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`, serveUsage);
+  const int = (flag: string, envName: string, fallback: number, min = 1) =>
+    numberFlag((values as Record<string, string | undefined>)[flag] ?? env[envName], `--${flag} / ${envName}`, { min, integer: true }) ?? fallback;
+  const precisions = (values.precisions ?? env.PRECISIONS ?? 'int8,fp32').split(',').map((p) => p.trim());
+  if (!precisions.length || precisions.some((p) => p !== 'int8' && p !== 'fp32')) {
+    throw new UsageError(`--precisions must list int8 and/or fp32, got "${precisions.join(',')}"`, serveUsage);
+  }
+  return {
+    host: values.host ?? env.HOST ?? '127.0.0.1',
+    port: int('port', 'PORT', 8080, 0),
+    modelsDir: values['models-dir'] ?? env.MODELS_DIR ?? 'models',
+    precisions: [...new Set(precisions)] as Precision[],
+    runtime: {
+      threads: int('threads', 'THREADS', 2),
+      sessionsPerModel: int('sessions', 'SESSIONS_PER_MODEL', 1),
+      allowSpinning: values.spinning ?? truthy(env.ORT_ALLOW_SPINNING),
+    },
+    batching: {
+      maxBatchSize: int('max-batch-size', 'MAX_BATCH_SIZE', 16),
+      maxBatchTokens: int('max-batch-tokens', 'MAX_BATCH_TOKENS', 4096),
+      maxBatchDelayMs: int('max-batch-delay-ms', 'MAX_BATCH_DELAY_MS', 5, 0),
+      maxQueueRows: int('max-queue', 'MAX_QUEUE_ROWS', 512),
+    },
+    limits: {
+      bodyLimitBytes: int('body-limit', 'BODY_LIMIT', 1024 * 1024),
+      requestTimeoutMs: int('timeout-ms', 'REQUEST_TIMEOUT_MS', 30_000),
+      maxQaWindows: int('max-qa-windows', 'MAX_QA_WINDOWS', 64),
+      maxBatchInputs: 64,
+    },
+    shutdownTimeoutMs: int('shutdown-timeout-ms', 'SHUTDOWN_TIMEOUT_MS', 30_000),
+    firstRun: {
+      demo: values.demo ?? truthy(env.DEMO),
+      defaultModelId: values['default-model'] ?? env.DEFAULT_MODEL ?? 'Intel/bert-base-uncased-squadv1.1-sparse-80-1x4-block-pruneofa',
+      hub: {
+        endpoint: env.HF_ENDPOINT ?? 'https://huggingface.co',
+        token: env.HF_TOKEN,
+        revision: 'main',
+        cacheDir: env.SBS_CACHE_DIR ?? join(homedir(), '.cache', 'sparse-bert-serve', 'hub'),
+      },
+    },
+    logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
+  };
+}

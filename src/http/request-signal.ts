@@ -1,0 +1,30 @@
+import type { FastifyReply } from 'fastify';
+
+export class ClientGoneError extends Error {
+  constructor() {
+    super('the client closed the connection');
+    this.name = 'ClientGoneError';
+  }
+}
+
+/** Aborts when the per-request deadline passes (TimeoutError) or the client disconnects before the answer. */
+export function requestSignal(reply: FastifyReply, timeoutMs: number): AbortSignal {
+  const gone = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableEnded) gone.abort(new ClientGoneError());
+  });
+  return AbortSignal.any([gone.signal, AbortSignal.timeout(timeoutMs)]);
+}
+
+/** Starts one task per input, yielding to the event loop between inputs so big batches never block it for long. */
+export async function mapInputs<I, O>(inputs: I[], work: (input: I) => Promise<O>): Promise<O[]> {
+  const pending: Promise<O>[] = [];
+  for (const [i, input] of inputs.entries()) {
+    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const promise = work(input);
+    // Attach a no-op handler so an early failure is not reported as unhandled before Promise.all sees it.
+    promise.catch(() => {});
+    pending.push(promise);
+  }
+  return Promise.all(pending);
+}

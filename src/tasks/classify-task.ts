@@ -1,0 +1,44 @@
+import type { ServedModel } from '../models/registry.js';
+import { inputTooLong } from './errors.js';
+import { timed, type RunContext } from './run-context.js';
+
+export interface ClassifyInput {
+  text: string;
+  textPair?: string;
+}
+
+export interface LabelScore {
+  label: string;
+  score: number;
+}
+
+/** Softmax over the labels, or a sigmoid for single-logit heads, as the Hugging Face pipeline does. */
+export function labelScores(logits: ArrayLike<number>, labels: string[]): LabelScore[] {
+  if (logits.length === 1) return [{ label: labels[0] ?? 'LABEL_0', score: 1 / (1 + Math.exp(-logits[0])) }];
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
+  let sum = 0;
+  const exp = Array.from({ length: logits.length }, (_, i) => ((sum += Math.exp(logits[i] - max)), Math.exp(logits[i] - max)));
+  return exp.map((value, i) => ({ label: labels[i] ?? `LABEL_${i}`, score: value / sum })).sort((a, b) => b.score - a.score);
+}
+
+/** Single sentences and pairs (GLUE style: [CLS] a [SEP] b [SEP], token types 0/1). Shared by server and evaluation. */
+export async function classify(model: ServedModel, input: ClassifyInput, topK: number, context: RunContext = {}): Promise<LabelScore[]> {
+  const { tokenizer, manifest } = model;
+  const row = timed(
+    (seconds) => context.metrics?.tokenization.observe({ task: 'text-classification' }, seconds),
+    () => {
+      const first = tokenizer.tokenize(input.text).ids;
+      const second = input.textPair !== undefined ? tokenizer.tokenize(input.textPair).ids : undefined;
+      const ids = [tokenizer.clsId, ...first, tokenizer.sepId, ...(second ? [...second, tokenizer.sepId] : [])];
+      if (ids.length > manifest.maxSequenceLength) throw inputTooLong(second ? 'text + text_pair' : 'text', ids.length, manifest.maxSequenceLength);
+      const typeIds = ids.map((_, i) => (i < first.length + 2 ? 0 : 1));
+      return { ids, typeIds };
+    },
+  );
+  const [output] = await model.batcher.submit([row], context.signal);
+  return timed(
+    (seconds) => context.metrics?.postprocessing.observe({ task: 'text-classification' }, seconds),
+    () => labelScores(output.logits, manifest.labels).slice(0, topK),
+  );
+}

@@ -1,0 +1,40 @@
+import type { ServedModel } from '../models/registry.js';
+import { inputTooLong } from './errors.js';
+import { aggregateEntities, type AggregationStrategy, type Entity } from './ner.js';
+import { timed, type RunContext } from './run-context.js';
+
+export interface NerOptions {
+  aggregationStrategy: AggregationStrategy;
+  ignoreLabels?: string[];
+}
+
+/** Token classification with entity aggregation and character offsets. Shared by server and evaluation. */
+export async function recognizeEntities(model: ServedModel, text: string, options: NerOptions, context: RunContext = {}): Promise<Entity[]> {
+  const { tokenizer, manifest } = model;
+  const tokens = timed(
+    (seconds) => context.metrics?.tokenization.observe({ task: 'token-classification' }, seconds),
+    () => {
+      const tokenized = tokenizer.tokenize(text);
+      if (tokenized.ids.length + 2 > manifest.maxSequenceLength) throw inputTooLong('text', tokenized.ids.length + 2, manifest.maxSequenceLength);
+      return tokenized;
+    },
+  );
+  const [output] = await model.batcher.submit([{ ids: [tokenizer.clsId, ...tokens.ids, tokenizer.sepId] }], context.signal);
+  return timed(
+    (seconds) => context.metrics?.postprocessing.observe({ task: 'token-classification' }, seconds),
+    () => {
+      const labelCount = manifest.labels.length;
+      const predictions = tokens.ids.map((tokenId, i) => ({
+        // +1: row position 0 is [CLS].
+        logits: output.logits.subarray((i + 1) * labelCount, (i + 2) * labelCount),
+        tokenId,
+        token: tokenizer.idToToken(tokenId) ?? '[UNK]',
+        start: tokens.offsets[i][0],
+        end: tokens.offsets[i][1],
+        isSubword: i > 0 && tokens.wordIds[i] === tokens.wordIds[i - 1],
+        wordIndex: tokens.wordIds[i],
+      }));
+      return aggregateEntities(text, predictions, manifest.labels, options.aggregationStrategy, options.ignoreLabels);
+    },
+  );
+}

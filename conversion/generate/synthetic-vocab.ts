@@ -6,7 +6,8 @@ like may many these made before through back much where way well even because an
 state work world year day life city country part number school name music team game war water history government
 question answer context model sparse dense quantized bert network paris france london river king queen university
 computer language music film series season league club album song football church court law army party president
-century american english french german new york john david first second third north south east west`.split(/\s+/);
+century american english french german new york john david first second third north south east west
+cafe zurich naive museum town old river bank`.split(/\s+/);
 
 const characters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?\'"()-[]/&%$#@*+=<>_éèàüöäçñ'.split('');
 

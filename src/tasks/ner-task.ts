@@ -28,7 +28,8 @@ export async function recognizeEntities(model: ServedModel, text: string, option
         // +1: row position 0 is [CLS].
         logits: output.logits.subarray((i + 1) * labelCount, (i + 2) * labelCount),
         tokenId,
-        token: tokenizer.idToToken(tokenId) ?? '[UNK]',
+        // Like Hugging Face, an unknown token is shown as the text it stands for.
+        token: tokenId === tokenizer.unkId ? text.slice(tokens.offsets[i][0], tokens.offsets[i][1]) : (tokenizer.idToToken(tokenId) ?? ''),
         start: tokens.offsets[i][0],
         end: tokens.offsets[i][1],
         isSubword: i > 0 && tokens.wordIds[i] === tokens.wordIds[i - 1],

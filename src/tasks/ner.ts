@@ -222,7 +222,14 @@ export function aggregateEntities(
       const entity = labels[idx];
       if (ignored.has(entity)) return;
       // Key order as HF: entity, score, index, word, start, end. index + 1: position 0 is [CLS].
-      entities.push({ entity, score: scores[i][idx], index: i + 1, word: token.token, start: token.start, end: token.end });
+      entities.push({
+        entity,
+        score: scores[i][idx],
+        index: i + 1,
+        word: token.token,
+        start: token.start,
+        end: token.end,
+      });
     });
     return entities;
   }

@@ -32,13 +32,6 @@ export class QueueFullError extends Error {
   }
 }
 
-export class DrainingError extends Error {
-  constructor() {
-    super('the server is shutting down');
-    this.name = 'DrainingError';
-  }
-}
-
 interface Pending<Result> {
   row: BatchRow;
   enqueuedAt: number;
@@ -84,7 +77,6 @@ export class Batcher<Result> {
    * (deadline, client gone) removes the request's waiting rows at once and rejects with the signal's reason.
    */
   submit(rows: BatchRow[], signal?: AbortSignal): Promise<Result[]> {
-    if (this.draining) return Promise.reject(new DrainingError());
     if (this.queue.length + rows.length > this.limits.maxQueueRows) {
       return Promise.reject(new QueueFullError(this.retryAfterSeconds()));
     }
@@ -106,7 +98,11 @@ export class Batcher<Result> {
     });
   }
 
-  /** Stops accepting work; resolves once every queued and running row has finished. */
+  /**
+   * Runs queued work without waiting for more; resolves once every queued and running row has finished. Work
+   * submitted meanwhile is still taken: the server stops new requests at its door, not here, so a request
+   * accepted before shutdown but still tokenizing is answered too.
+   */
   drain(): Promise<void> {
     this.draining = true;
     this.schedule();

@@ -33,7 +33,8 @@ export async function serveCommand(args: string[], env: NodeJS.ProcessEnv): Prom
         process.exit(1);
       }, config.shutdownTimeoutMs);
       deadline.unref();
-      await app.close();
+      // Flush the queues at once (no batching delay) while the server waits for in-flight requests.
+      await Promise.all([app.close(), registry.drain()]);
       await registry.drain();
       await registry.release();
       clearTimeout(deadline);

@@ -7,3 +7,10 @@ export class ServerState {
     return this.warmedUp && !this.draining;
   }
 }
+
+export class DrainingError extends Error {
+  constructor() {
+    super('the server is shutting down');
+    this.name = 'DrainingError';
+  }
+}

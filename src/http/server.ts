@@ -1,5 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { DrainingError, QueueFullError } from '../batcher/batcher.js';
+import { QueueFullError } from '../batcher/batcher.js';
 import type { ServerConfig } from '../config.js';
 import type { RejectionReason, ServerMetrics } from '../metrics.js';
 import type { ModelRegistry } from '../models/registry.js';
@@ -10,7 +10,7 @@ import { nerRoutes } from './routes/ner.js';
 import { qaRoutes } from './routes/qa.js';
 import { statusRoutes } from './routes/status.js';
 import { v2Routes } from './routes/v2.js';
-import type { ServerState } from './server-state.js';
+import { DrainingError, type ServerState } from './server-state.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,7 +45,7 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
     logger: { level: ctx.config.logLevel },
     bodyLimit: ctx.config.limits.bodyLimitBytes,
     // Types are checked, not coerced: `"top_k": "3"` is a 400 naming the field, not a silent conversion.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, allowUnionTypes: true } },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
@@ -63,6 +63,11 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
     const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.modelName ?? '', status: String(reply.statusCode) };
     ctx.metrics.requests.inc(labels);
     ctx.metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  // Responses finished while draining close their connection, so keep-alive clients do not hold shutdown open.
+  app.addHook('onSend', async (_request, reply) => {
+    if (ctx.state.draining) reply.header('Connection', 'close');
   });
 
   // While draining, inference routes refuse new work; status routes keep answering.

@@ -31,7 +31,9 @@ export interface LatencyRow {
 
 function feeds(manifest: Manifest, batch: number, sequence: number): Record<string, ort.Tensor> {
   const count = batch * sequence;
-  const ids = BigInt64Array.from({ length: count }, (_, i) => BigInt(5 + ((i * 7919) % Math.max(1, manifest.dimensions.vocabSize - 5))));
+  const ids = BigInt64Array.from({ length: count }, (_, i) =>
+    BigInt(5 + ((i * 7919) % Math.max(1, manifest.dimensions.vocabSize - 5))),
+  );
   const all: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor('int64', ids, [batch, sequence]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(count).fill(1n), [batch, sequence]),
@@ -49,11 +51,18 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
  * both alike. Blocks rather than single runs: ORT's intra-op threads keep spinning briefly after a run and would
  * steal the cores from the other session's next run (measured: +25% on int8 with run-by-run alternation).
  */
-export async function benchModelLatency(options: LatencyBenchOptions): Promise<{ rows: LatencyRow[]; environment: Record<string, unknown> }> {
+export async function benchModelLatency(
+  options: LatencyBenchOptions,
+): Promise<{ rows: LatencyRow[]; environment: Record<string, unknown> }> {
   const manifest = JSON.parse(readFileSync(join(options.modelDir, 'manifest.json'), 'utf8')) as Manifest;
   const rows: LatencyRow[] = [];
   for (const threads of options.threads) {
-    const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' };
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+    };
     const dense = await ort.InferenceSession.create(join(options.modelDir, denseModelFile), sessionOptions);
     const int8 = await ort.InferenceSession.create(join(options.modelDir, int8ModelFile), sessionOptions);
     for (const batch of options.batchSizes) {
@@ -63,7 +72,10 @@ export async function benchModelLatency(options: LatencyBenchOptions): Promise<{
         const times: { dense: number[]; int8: number[] } = { dense: [], int8: [] };
         const deadline = performance.now() + options.secondsPerCase * 1000;
         do {
-          for (const [key, session] of [['dense', dense], ['int8', int8]] as const) {
+          for (const [key, session] of [
+            ['dense', dense],
+            ['int8', int8],
+          ] as const) {
             await session.run(input);
             for (let i = 0; i < runsPerBlock; i++) {
               const start = performance.now();
@@ -105,7 +117,8 @@ export async function benchModelLatency(options: LatencyBenchOptions): Promise<{
   return { rows, environment };
 }
 
-export const tableHeader = '| threads | batch | seq | dense fp32 p50 (p90) ms | sparse int8 p50 (p90) ms | int8 speed-up | runs |\n|---|---|---|---|---|---|---|';
+export const tableHeader =
+  '| threads | batch | seq | dense fp32 p50 (p90) ms | sparse int8 p50 (p90) ms | int8 speed-up | runs |\n|---|---|---|---|---|---|---|';
 
 export function formatRow(r: LatencyRow): string {
   return `| ${r.threads} | ${r.batch} | ${r.sequence} | ${r.denseMedianMs.toFixed(1)} (${r.denseP90Ms.toFixed(1)}) | ${r.int8MedianMs.toFixed(1)} (${r.int8P90Ms.toFixed(1)}) | ${r.speedup.toFixed(2)}x | ${r.runs} |`;

@@ -45,9 +45,12 @@ export interface ConvertOptions {
 
 const hubIdPattern = /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/;
 
-async function resolveSource(options: ConvertOptions): Promise<{ dir: string; kind: 'directory' | 'hub'; revision?: string }> {
+async function resolveSource(
+  options: ConvertOptions,
+): Promise<{ dir: string; kind: 'directory' | 'hub'; revision?: string }> {
   if (existsSync(options.source)) {
-    if (!statSync(options.source).isDirectory()) throw new ConversionError(options.source, 'is a file; give the checkpoint directory');
+    if (!statSync(options.source).isDirectory())
+      throw new ConversionError(options.source, 'is a file; give the checkpoint directory');
     return { dir: resolve(options.source), kind: 'directory' };
   }
   if (!hubIdPattern.test(options.source) || options.source.startsWith('.') || options.source.includes('..')) {
@@ -68,8 +71,14 @@ async function resolveSource(options: ConvertOptions): Promise<{ dir: string; ki
   return { dir, kind: 'hub', revision: options.hub.revision };
 }
 
-function maxSequenceLength(requested: number | undefined, maxPositions: number, tokenizerConfig: string | undefined): number {
-  const tokenizerMax = tokenizerConfig ? (JSON.parse(tokenizerConfig).model_max_length as number | undefined) : undefined;
+function maxSequenceLength(
+  requested: number | undefined,
+  maxPositions: number,
+  tokenizerConfig: string | undefined,
+): number {
+  const tokenizerMax = tokenizerConfig
+    ? (JSON.parse(tokenizerConfig).model_max_length as number | undefined)
+    : undefined;
   const limit = Math.min(maxPositions, tokenizerMax && tokenizerMax < 1e6 ? tokenizerMax : maxPositions);
   return requested ? Math.min(requested, maxPositions) : limit;
 }
@@ -80,25 +89,36 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
   if (existsSync(outputDir) && !options.overwrite) {
     throw new ConversionError(outputDir, 'already exists; pass --force to replace it');
   }
-  const pruningRecipe = options.pruneRecipePath ? parsePruningRecipe(options.pruneRecipePath, options.pruneSparsity) : undefined;
-  const quantizationRecipe = options.quantizationRecipePath ? parseQuantizationRecipe(options.quantizationRecipePath) : defaultQuantizationRecipe;
+  const pruningRecipe = options.pruneRecipePath
+    ? parsePruningRecipe(options.pruneRecipePath, options.pruneSparsity)
+    : undefined;
+  const quantizationRecipe = options.quantizationRecipePath
+    ? parseQuantizationRecipe(options.quantizationRecipePath)
+    : defaultQuantizationRecipe;
   const source = await resolveSource(options);
   const log = options.log;
 
   log(`reading ${source.dir}`);
   const checkpoint = loadCheckpoint(source.dir);
   const { spec, model } = checkpoint;
-  log(`${spec.architecture}: ${spec.numLayers} layers, hidden ${spec.hiddenSize}, ${spec.numHeads} heads, ${checkpoint.weightFormat} weights`);
+  log(
+    `${spec.architecture}: ${spec.numLayers} layers, hidden ${spec.hiddenSize}, ${spec.numHeads} heads, ${checkpoint.weightFormat} weights`,
+  );
   const tokenizer = collectTokenizerFiles(source.dir, spec.maxPositions);
   if (tokenizer.vocabSize > spec.vocabSize) {
-    throw new ConversionError(join(source.dir, 'tokenizer.json'), `vocabulary has ${tokenizer.vocabSize} tokens but the model embeds only ${spec.vocabSize}`);
+    throw new ConversionError(
+      join(source.dir, 'tokenizer.json'),
+      `vocabulary has ${tokenizer.vocabSize} tokens but the model embeds only ${spec.vocabSize}`,
+    );
   }
 
   const checkpointSparsity = measureSparsity(model);
   log(`checkpoint encoder sparsity ${(checkpointSparsity.encoderLinearSparsity * 100).toFixed(2)}%`);
   let pruning: Manifest['sparsity']['pruning'] = null;
   if (pruningRecipe) {
-    log(`WARNING: pruning one-shot with ${pruningRecipe.pruningFn} to ${pruningRecipe.targetSparsity} without retraining; expect an accuracy loss`);
+    log(
+      `WARNING: pruning one-shot with ${pruningRecipe.pruningFn} to ${pruningRecipe.targetSparsity} without retraining; expect an accuracy loss`,
+    );
     const report = applyPruningRecipe(model, pruningRecipe);
     pruning = describePruning(pruningRecipe, report.prunedModules.length);
   }
@@ -114,13 +134,27 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
   const int8Bytes = encodeModel(int8Model);
 
   log('verifying: dense ONNX vs TypeScript reference, int8 vs dense');
-  const verification = await verifyArtifacts({ spec, model, denseOnnx: denseBytes, int8Onnx: int8Bytes, tolerances: options.tolerances, seed: options.seed });
+  const verification = await verifyArtifacts({
+    spec,
+    model,
+    denseOnnx: denseBytes,
+    int8Onnx: int8Bytes,
+    tolerances: options.tolerances,
+    seed: options.seed,
+  });
   const { denseVsReference: d, int8VsDense: q } = verification;
   log(`  dense vs reference: max |diff| ${d.maxAbsDiff.toExponential(2)} (tolerance ${d.tolerance})`);
-  log(`  int8 vs dense: cosine ${Object.entries(q.cosine).map(([k, v]) => `${k} ${v.toFixed(5)}`).join(', ')}; argmax agreement ${(q.argmaxAgreement * 100).toFixed(1)}%${q.spanAgreement !== undefined ? `; span agreement ${(q.spanAgreement * 100).toFixed(1)}%` : ''}`);
+  log(
+    `  int8 vs dense: cosine ${Object.entries(q.cosine)
+      .map(([k, v]) => `${k} ${v.toFixed(5)}`)
+      .join(
+        ', ',
+      )}; argmax agreement ${(q.argmaxAgreement * 100).toFixed(1)}%${q.spanAgreement !== undefined ? `; span agreement ${(q.spanAgreement * 100).toFixed(1)}%` : ''}`,
+  );
   if (!verification.passed) {
     const problems = [];
-    if (!d.passed) problems.push(`dense ONNX differs from the reference by ${d.maxAbsDiff.toExponential(2)} (> ${d.tolerance})`);
+    if (!d.passed)
+      problems.push(`dense ONNX differs from the reference by ${d.maxAbsDiff.toExponential(2)} (> ${d.tolerance})`);
     if (!q.passed) problems.push(`int8 cosine ${Math.min(...Object.values(q.cosine)).toFixed(5)} below ${q.minCosine}`);
     throw new ConversionError(outputDir, `verification failed: ${problems.join('; ')}; nothing written`);
   }
@@ -138,18 +172,40 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
       converterVersion,
       createdAt: new Date().toISOString(),
       name: basename(outputDir),
-      source: { kind: source.kind, location: source.kind === 'hub' ? options.source : source.dir, revision: source.revision, weightFormat: checkpoint.weightFormat, weightFiles: checkpoint.weightFiles },
+      source: {
+        kind: source.kind,
+        location: source.kind === 'hub' ? options.source : source.dir,
+        revision: source.revision,
+        weightFormat: checkpoint.weightFormat,
+        weightFiles: checkpoint.weightFiles,
+      },
       task: spec.task,
       architecture: spec.architecture,
       family: spec.family,
       labels: spec.labels,
-      maxSequenceLength: maxSequenceLength(options.maxSequenceLength, spec.maxPositions, tokenizer.files.get('tokenizer_config.json')),
+      maxSequenceLength: maxSequenceLength(
+        options.maxSequenceLength,
+        spec.maxPositions,
+        tokenizer.files.get('tokenizer_config.json'),
+      ),
       lowercase: tokenizer.lowercase,
       signature: graphSignature(spec),
-      dimensions: { hiddenSize: spec.hiddenSize, numLayers: spec.numLayers, numHeads: spec.numHeads, intermediateSize: spec.intermediateSize, vocabSize: spec.vocabSize, maxPositions: spec.maxPositions },
+      dimensions: {
+        hiddenSize: spec.hiddenSize,
+        numLayers: spec.numLayers,
+        numHeads: spec.numHeads,
+        intermediateSize: spec.intermediateSize,
+        vocabSize: spec.vocabSize,
+        maxPositions: spec.maxPositions,
+      },
       parameters: countParameters(model),
       sparsity: { checkpoint: checkpointSparsity, final: finalSparsity, pruning },
-      quantization: describeQuantization(quantizationRecipe, emitter.quantizedModules.length, emitter.fp32Modules, options.quantizeWordEmbeddings),
+      quantization: describeQuantization(
+        quantizationRecipe,
+        emitter.quantizedModules.length,
+        emitter.fp32Modules,
+        options.quantizeWordEmbeddings,
+      ),
       compression: encoderCompression(model),
       artifacts: {
         [denseModelFile]: { precision: 'fp32', sparseStorage: false },

@@ -22,7 +22,13 @@ export interface Manifest {
   converterVersion: string;
   createdAt: string;
   name: string;
-  source: { kind: 'directory' | 'hub'; location: string; revision?: string; weightFormat: string; weightFiles: string[] };
+  source: {
+    kind: 'directory' | 'hub';
+    location: string;
+    revision?: string;
+    weightFormat: string;
+    weightFiles: string[];
+  };
   task: Task;
   architecture: string;
   family: ModelSpec['family'];
@@ -30,12 +36,22 @@ export interface Manifest {
   maxSequenceLength: number;
   lowercase: boolean;
   signature: GraphSignature;
-  dimensions: Pick<ModelSpec, 'hiddenSize' | 'numLayers' | 'numHeads' | 'intermediateSize' | 'vocabSize' | 'maxPositions'>;
+  dimensions: Pick<
+    ModelSpec,
+    'hiddenSize' | 'numLayers' | 'numHeads' | 'intermediateSize' | 'vocabSize' | 'maxPositions'
+  >;
   parameters: { total: number; embeddings: number; encoder: number; encoderLinearWeights: number; head: number };
   sparsity: {
     checkpoint: SparsityReport;
     final: SparsityReport;
-    pruning: null | { recipe: Record<string, unknown>; pruningFn: string; targetSparsity: number; blockDims: number[]; prunedModules: number; warning: string };
+    pruning: null | {
+      recipe: Record<string, unknown>;
+      pruningFn: string;
+      targetSparsity: number;
+      blockDims: number[];
+      prunedModules: number;
+      warning: string;
+    };
   };
   quantization: {
     scheme: 'dynamic-int8';
@@ -64,14 +80,23 @@ export interface Manifest {
 export function countParameters(model: ModelWeights): Manifest['parameters'] {
   const size = (t?: { data: Float32Array }) => t?.data.length ?? 0;
   const embeddings =
-    size(model.wordEmbeddings) + size(model.positionEmbeddings) + size(model.tokenTypeEmbeddings) + size(model.embeddingNorm.gamma) + size(model.embeddingNorm.beta);
+    size(model.wordEmbeddings) +
+    size(model.positionEmbeddings) +
+    size(model.tokenTypeEmbeddings) +
+    size(model.embeddingNorm.gamma) +
+    size(model.embeddingNorm.beta);
   const linears = encoderLinears(model);
   const encoderLinearWeights = linears.reduce((sum, l) => sum + size(l.weight), 0);
   const encoder =
     linears.reduce((sum, l) => sum + size(l.weight) + size(l.bias), 0) +
     model.layers.reduce((sum, l) => sum + size(l.attentionNorm.gamma) * 2 + size(l.outputNorm.gamma) * 2, 0);
   const head = model.head;
-  const headLinears = head.kind === 'question-answering' ? [head.qaOutputs] : head.kind === 'token-classification' ? [head.classifier] : [head.pooler, head.classifier];
+  const headLinears =
+    head.kind === 'question-answering'
+      ? [head.qaOutputs]
+      : head.kind === 'token-classification'
+        ? [head.classifier]
+        : [head.pooler, head.classifier];
   const headCount = headLinears.reduce((sum, l) => sum + size(l.weight) + size(l.bias), 0);
   return { total: embeddings + encoder + headCount, embeddings, encoder, encoderLinearWeights, head: headCount };
 }
@@ -118,11 +143,17 @@ export function describePruning(recipe: PruningRecipe, prunedModules: number): M
     targetSparsity: recipe.targetSparsity,
     blockDims: recipe.blockDims,
     prunedModules,
-    warning: 'one-shot pruning without retraining: accuracy drops; Prune OFA prunes during pre-training with distillation and fine-tunes with the pattern locked',
+    warning:
+      'one-shot pruning without retraining: accuracy drops; Prune OFA prunes during pre-training with distillation and fine-tunes with the pattern locked',
   };
 }
 
-export function describeQuantization(recipe: QuantizationRecipe, quantizedModules: number, fp32Modules: string[], quantizeWordEmbeddings: boolean): Manifest['quantization'] {
+export function describeQuantization(
+  recipe: QuantizationRecipe,
+  quantizedModules: number,
+  fp32Modules: string[],
+  quantizeWordEmbeddings: boolean,
+): Manifest['quantization'] {
   return {
     scheme: 'dynamic-int8',
     weights: 'int8, symmetric, per output channel, zero point 0 (pruned weights stay exactly zero)',
@@ -130,6 +161,10 @@ export function describeQuantization(recipe: QuantizationRecipe, quantizedModule
     wordEmbeddings: quantizeWordEmbeddings ? 'int8, symmetric, per row' : 'fp32',
     quantizedModules,
     fp32Modules,
-    recipe: { notToQuantize: recipe.notToQuantize, notToRequantizeOutput: recipe.notToRequantizeOutput, source: recipe.source },
+    recipe: {
+      notToQuantize: recipe.notToQuantize,
+      notToRequantizeOutput: recipe.notToRequantizeOutput,
+      source: recipe.source,
+    },
   };
 }

@@ -13,4 +13,5 @@ function findPackageJson(): string {
   return join(dir, 'package.json');
 }
 
-export const converterVersion: string = (JSON.parse(readFileSync(findPackageJson(), 'utf8')) as { version: string }).version;
+export const converterVersion: string = (JSON.parse(readFileSync(findPackageJson(), 'utf8')) as { version: string })
+  .version;

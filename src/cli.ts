@@ -49,7 +49,12 @@ async function main(argv: string[]): Promise<number> {
       console.error(`error: ${error.message}${error.usage ? `\n\n${error.usage}` : ''}`);
       return 2;
     }
-    if (error instanceof ConversionError || error instanceof HubError || error instanceof ModelLoadError || error instanceof FirstRunError) {
+    if (
+      error instanceof ConversionError ||
+      error instanceof HubError ||
+      error instanceof ModelLoadError ||
+      error instanceof FirstRunError
+    ) {
       console.error(`error: ${error.message}`);
       return 1;
     }

@@ -96,7 +96,10 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
   });
   if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`, serveUsage);
   const int = (flag: string, envName: string, fallback: number, min = 1) =>
-    numberFlag((values as Record<string, string | undefined>)[flag] ?? env[envName], `--${flag} / ${envName}`, { min, integer: true }) ?? fallback;
+    numberFlag((values as Record<string, string | undefined>)[flag] ?? env[envName], `--${flag} / ${envName}`, {
+      min,
+      integer: true,
+    }) ?? fallback;
   const precisions = (values.precisions ?? env.PRECISIONS ?? 'int8,fp32').split(',').map((p) => p.trim());
   if (!precisions.length || precisions.some((p) => p !== 'int8' && p !== 'fp32')) {
     throw new UsageError(`--precisions must list int8 and/or fp32, got "${precisions.join(',')}"`, serveUsage);
@@ -126,7 +129,10 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
     shutdownTimeoutMs: int('shutdown-timeout-ms', 'SHUTDOWN_TIMEOUT_MS', 30_000),
     firstRun: {
       demo: values.demo ?? truthy(env.DEMO),
-      defaultModelId: values['default-model'] ?? env.DEFAULT_MODEL ?? 'Intel/bert-base-uncased-squadv1.1-sparse-80-1x4-block-pruneofa',
+      defaultModelId:
+        values['default-model'] ??
+        env.DEFAULT_MODEL ??
+        'Intel/bert-base-uncased-squadv1.1-sparse-80-1x4-block-pruneofa',
       hub: {
         endpoint: env.HF_ENDPOINT ?? 'https://huggingface.co',
         token: env.HF_TOKEN,

@@ -14,7 +14,10 @@ export class FirstRunError extends Error {
 }
 
 export function hasModels(modelsDir: string): boolean {
-  return existsSync(modelsDir) && readdirSync(modelsDir).some((name) => !name.startsWith('.') && existsSync(join(modelsDir, name, 'manifest.json')));
+  return (
+    existsSync(modelsDir) &&
+    readdirSync(modelsDir).some((name) => !name.startsWith('.') && existsSync(join(modelsDir, name, 'manifest.json')))
+  );
 }
 
 /**
@@ -22,9 +25,18 @@ export function hasModels(modelsDir: string): boolean {
  * otherwise fetch and convert the default Prune OFA checkpoint from the Hub, or explain the two ways forward.
  */
 export async function prepareFirstRun(config: ServerConfig, log: (line: string) => void): Promise<void> {
-  const common = { overwrite: true, quantizeWordEmbeddings: true, tolerances: defaultTolerances, seed: 7, log, hub: config.firstRun.hub };
+  const common = {
+    overwrite: true,
+    quantizeWordEmbeddings: true,
+    tolerances: defaultTolerances,
+    seed: 7,
+    log,
+    hub: config.firstRun.hub,
+  };
   if (config.firstRun.demo) {
-    log('*** DEMO MODE: generating a small QA model with RANDOM weights. Its answers are MEANINGLESS; it only shows the server working. ***');
+    log(
+      '*** DEMO MODE: generating a small QA model with RANDOM weights. Its answers are MEANINGLESS; it only shows the server working. ***',
+    );
     const checkpoint = generateCheckpoint({
       outDir: join(tmpdir(), `sbs-demo-checkpoint-${process.pid}`),
       family: 'bert',

@@ -12,7 +12,9 @@ const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
 /** Runs the CLI the way `npm run sbs -- ...` does. */
 async function sbs(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...process.env, HF_ENDPOINT: 'http://127.0.0.1:9' } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', cli, ...args], {
+      env: { ...process.env, HF_ENDPOINT: 'http://127.0.0.1:9' },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -22,7 +24,19 @@ async function sbs(...args: string[]): Promise<{ code: number; stdout: string; s
 
 test('generate then convert from the command line writes the artifacts and a summary', async () => {
   const checkpoint = join(root, 'ckpt-cli');
-  const generated = await sbs('generate', '--out', checkpoint, '--family', 'distilbert', '--task', 'ner', '--format', 'pytorch', '--sparsity', '0.9');
+  const generated = await sbs(
+    'generate',
+    '--out',
+    checkpoint,
+    '--family',
+    'distilbert',
+    '--task',
+    'ner',
+    '--format',
+    'pytorch',
+    '--sparsity',
+    '0.9',
+  );
   assert.equal(generated.code, 0, generated.stderr);
   assert.ok(existsSync(join(checkpoint, 'pytorch_model.bin')));
   const converted = await sbs('convert', checkpoint, '--models-dir', join(root, 'models'));
@@ -43,13 +57,21 @@ interface BadCase {
 
 const header = (dir: string) => join(dir, 'model.safetensors');
 const badCases: BadCase[] = [
-  { name: 'missing config.json', damage: (dir) => (rmSync(join(dir, 'config.json')), []), expect: ['config.json', 'not found'] },
+  {
+    name: 'missing config.json',
+    damage: (dir) => (rmSync(join(dir, 'config.json')), []),
+    expect: ['config.json', 'not found'],
+  },
   {
     name: 'unsupported architecture',
     damage: (dir) => (editConfig(dir, (c) => (c.architectures = ['BertForPreTraining'])), []),
     expect: ['config.json', 'unsupported architecture "BertForPreTraining"', 'BertForQuestionAnswering'],
   },
-  { name: 'config/weight shape mismatch', damage: (dir) => (editConfig(dir, (c) => (c.intermediate_size = 96)), []), expect: ['model.safetensors', 'shape [64,32]', '[96,32]'] },
+  {
+    name: 'config/weight shape mismatch',
+    damage: (dir) => (editConfig(dir, (c) => (c.intermediate_size = 96)), []),
+    expect: ['model.safetensors', 'shape [64,32]', '[96,32]'],
+  },
   {
     name: 'corrupt safetensors header',
     damage: (dir) => {
@@ -60,11 +82,18 @@ const badCases: BadCase[] = [
     },
     expect: ['model.safetensors', 'corrupt safetensors header'],
   },
-  { name: 'truncated safetensors', damage: (dir) => (truncateSync(header(dir), 4000), []), expect: ['model.safetensors', 'truncated'] },
+  {
+    name: 'truncated safetensors',
+    damage: (dir) => (truncateSync(header(dir), 4000), []),
+    expect: ['model.safetensors', 'truncated'],
+  },
   {
     name: 'truncated pytorch_model.bin',
     format: 'pytorch',
-    damage: (dir) => (truncateSync(join(dir, 'pytorch_model.bin'), Math.floor(readFileSync(join(dir, 'pytorch_model.bin')).length / 2)), []),
+    damage: (dir) => (
+      truncateSync(join(dir, 'pytorch_model.bin'), Math.floor(readFileSync(join(dir, 'pytorch_model.bin')).length / 2)),
+      []
+    ),
     expect: ['pytorch_model.bin', 'truncated or corrupt'],
   },
   { name: 'no weights', damage: (dir) => (rmSync(header(dir)), []), expect: ['no weights found', 'model.safetensors'] },
@@ -72,12 +101,23 @@ const badCases: BadCase[] = [
     name: 'unknown recipe key',
     damage: (dir) => {
       const recipe = join(dir, '..', `${Math.random()}-recipe.json`);
-      writeFileSync(recipe, JSON.stringify({ pruning_fn: 'unstructured_magnitude', pruning_fn_default_kwargs: { target_sparsity: 0.9 }, not_to_prun: ['qa_outputs'] }));
+      writeFileSync(
+        recipe,
+        JSON.stringify({
+          pruning_fn: 'unstructured_magnitude',
+          pruning_fn_default_kwargs: { target_sparsity: 0.9 },
+          not_to_prun: ['qa_outputs'],
+        }),
+      );
       return ['--prune', recipe];
     },
     expect: ['recipe.json', 'unknown recipe key "not_to_prun"'],
   },
-  { name: 'verification out of tolerance', damage: () => ['--int8-min-cosine', '1.5'], expect: ['verification failed', 'int8 cosine', 'nothing written'] },
+  {
+    name: 'verification out of tolerance',
+    damage: () => ['--int8-min-cosine', '1.5'],
+    expect: ['verification failed', 'int8 cosine', 'nothing written'],
+  },
 ];
 
 function editConfig(dir: string, edit: (config: Record<string, unknown>) => void): void {
@@ -97,8 +137,12 @@ for (const bad of badCases) {
     assert.equal(result.code, 1, result.stderr);
     const errorLines = result.stderr.split('\n').filter((line) => line.startsWith('error:'));
     assert.equal(errorLines.length, 1, result.stderr);
-    for (const fragment of bad.expect) assert.ok(errorLines[0].includes(fragment), `"${fragment}" missing from: ${errorLines[0]}`);
-    assert.ok(!existsSync(modelsDir) || readdirSync(modelsDir).length === 0, `left behind: ${existsSync(modelsDir) && readdirSync(modelsDir)}`);
+    for (const fragment of bad.expect)
+      assert.ok(errorLines[0].includes(fragment), `"${fragment}" missing from: ${errorLines[0]}`);
+    assert.ok(
+      !existsSync(modelsDir) || readdirSync(modelsDir).length === 0,
+      `left behind: ${existsSync(modelsDir) && readdirSync(modelsDir)}`,
+    );
   });
 }
 

@@ -16,10 +16,24 @@ import { convertOptions, tinyCheckpoint, workspace } from './helpers/workspace.j
 
 const root = workspace('convert');
 
-async function runModel(path: string, manifest: Manifest, batch: number, sequence: number): Promise<ort.InferenceSession.OnnxValueMapType> {
+async function runModel(
+  path: string,
+  manifest: Manifest,
+  batch: number,
+  sequence: number,
+): Promise<ort.InferenceSession.OnnxValueMapType> {
   const session = await ort.InferenceSession.create(path);
-  const tensor = (fill: (i: number) => number) => new ort.Tensor('int64', BigInt64Array.from({ length: batch * sequence }, (_, i) => BigInt(fill(i))), [batch, sequence]);
-  const all: Record<string, ort.Tensor> = { input_ids: tensor((i) => 5 + (i % 50)), attention_mask: tensor(() => 1), token_type_ids: tensor(() => 0) };
+  const tensor = (fill: (i: number) => number) =>
+    new ort.Tensor(
+      'int64',
+      BigInt64Array.from({ length: batch * sequence }, (_, i) => BigInt(fill(i))),
+      [batch, sequence],
+    );
+  const all: Record<string, ort.Tensor> = {
+    input_ids: tensor((i) => 5 + (i % 50)),
+    attention_mask: tensor(() => 1),
+    token_type_ids: tensor(() => 0),
+  };
   const outputs = await session.run(Object.fromEntries(manifest.signature.inputs.map((name) => [name, all[name]])));
   await session.release();
   return outputs;
@@ -47,23 +61,45 @@ for (const { family, task, format } of cases) {
     assert.ok(manifest.verification.passed);
     assert.ok(manifest.verification.denseVsReference.maxAbsDiff <= 1e-4);
     assert.ok(manifest.verification.int8VsDense.minCosine >= 0.99);
-    if (task === 'token-classification') assert.deepEqual(manifest.labels, ['O', 'B-MISC', 'I-MISC', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG', 'B-LOC', 'I-LOC']);
+    if (task === 'token-classification')
+      assert.deepEqual(manifest.labels, [
+        'O',
+        'B-MISC',
+        'I-MISC',
+        'B-PER',
+        'I-PER',
+        'B-ORG',
+        'I-ORG',
+        'B-LOC',
+        'I-LOC',
+      ]);
     if (task === 'text-classification') assert.deepEqual(manifest.labels, ['NEGATIVE', 'POSITIVE']);
     assert.equal(manifest.signature.inputs.includes('token_type_ids'), family === 'bert');
 
     const onDisk = readdirSync(outputDir).sort();
-    assert.deepEqual(onDisk, ['config.json', 'manifest.json', 'model.int8.onnx', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json']);
+    assert.deepEqual(onDisk, [
+      'config.json',
+      'manifest.json',
+      'model.int8.onnx',
+      'model.onnx',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     for (const [file, entry] of Object.entries(manifest.files)) {
       const bytes = readFileSync(join(outputDir, file));
       assert.equal(entry.sha256, createHash('sha256').update(bytes).digest('hex'), `sha256 of ${file}`);
       assert.equal(entry.bytes, bytes.length);
     }
-    assert.deepEqual(JSON.parse(readFileSync(join(outputDir, 'manifest.json'), 'utf8')), JSON.parse(JSON.stringify(manifest)));
+    assert.deepEqual(
+      JSON.parse(readFileSync(join(outputDir, 'manifest.json'), 'utf8')),
+      JSON.parse(JSON.stringify(manifest)),
+    );
 
     for (const file of ['model.onnx', 'model.int8.onnx']) {
       const outputs = await runModel(join(outputDir, file), manifest, 3, 11);
       for (const output of manifest.signature.outputs) {
-        const expected = task === 'text-classification' ? [3, 2] : task === 'token-classification' ? [3, 11, 9] : [3, 11];
+        const expected =
+          task === 'text-classification' ? [3, 2] : task === 'token-classification' ? [3, 11, 9] : [3, 11];
         assert.deepEqual(outputs[output].dims, expected, `${file} ${output}`);
       }
     }
@@ -75,14 +111,20 @@ test('a sparse checkpoint keeps every zero through int8, is packed, and reports 
   const outputDir = join(root, 'models', 'sparse');
   const manifest = await convert(convertOptions(checkpoint, outputDir));
 
-  assert.ok(Math.abs(manifest.sparsity.checkpoint.encoderLinearSparsity - 0.9) < 0.002, `${manifest.sparsity.checkpoint.encoderLinearSparsity}`);
+  assert.ok(
+    Math.abs(manifest.sparsity.checkpoint.encoderLinearSparsity - 0.9) < 0.002,
+    `${manifest.sparsity.checkpoint.encoderLinearSparsity}`,
+  );
   assert.equal(manifest.sparsity.pruning, null);
   for (const layer of manifest.sparsity.final.layers) {
     if (layer.module === 'qa_outputs') assert.equal(layer.sparsity, 0);
     else assert.ok(Math.abs(layer.sparsity - 0.9) < 0.002, `${layer.module} ${layer.sparsity}`);
   }
   // 32 bits per dense weight over 8 bits per surviving one: 4 / 0.1 = 40x, as the paper counts it.
-  assert.ok(Math.abs(manifest.compression.encoderCompressionRatio - 40) < 1, `${manifest.compression.encoderCompressionRatio}`);
+  assert.ok(
+    Math.abs(manifest.compression.encoderCompressionRatio - 40) < 1,
+    `${manifest.compression.encoderCompressionRatio}`,
+  );
   assert.equal(manifest.artifacts['model.int8.onnx'].sparseStorage, true);
 
   const source = loadCheckpoint(checkpoint);
@@ -93,7 +135,8 @@ test('a sparse checkpoint keeps every zero through int8, is packed, and reports 
     const [outFeatures, inFeatures] = linear.weight.shape;
     for (let o = 0; o < outFeatures; o++) {
       for (let i = 0; i < inFeatures; i++) {
-        if (linear.weight.data[o * inFeatures + i] === 0) assert.equal(quantized.values[i * outFeatures + o], 0, `${linear.module}[${o},${i}]`);
+        if (linear.weight.data[o * inFeatures + i] === 0)
+          assert.equal(quantized.values[i * outFeatures + o], 0, `${linear.module}[${o},${i}]`);
       }
     }
   }
@@ -118,7 +161,12 @@ test('--prune applies an Intel recipe one-shot to 90%, skips not_to_prune module
     policy_end_step: 50000,
   });
   const lines: string[] = [];
-  const manifest = await convert(convertOptions(checkpoint, join(root, 'models', 'pruned'), { pruneRecipePath: recipe, log: (line) => lines.push(line) }));
+  const manifest = await convert(
+    convertOptions(checkpoint, join(root, 'models', 'pruned'), {
+      pruneRecipePath: recipe,
+      log: (line) => lines.push(line),
+    }),
+  );
   assert.ok(lines.some((line) => line.includes('WARNING') && line.includes('without retraining')));
   assert.equal(manifest.sparsity.checkpoint.encoderLinearSparsity, 0);
   assert.ok(Math.abs(manifest.sparsity.final.encoderLinearSparsity - 0.9) < 0.001);
@@ -158,9 +206,14 @@ test('1x4 block pruning zeroes whole blocks of four consecutive input weights', 
 });
 
 test('a Hub model id is downloaded through the endpoint with the token, then converted', async () => {
-  const checkpoint = tinyCheckpoint(root, 'ckpt-hub', 'bert', 'question-answering', { format: 'pytorch', sparsity: 0.85 });
+  const checkpoint = tinyCheckpoint(root, 'ckpt-hub', 'bert', 'question-answering', {
+    format: 'pytorch',
+    sparsity: 0.85,
+  });
   const files = Object.fromEntries(readdirSync(checkpoint).map((file) => [file, readFileSync(join(checkpoint, file))]));
-  const hub = await startHub({ 'Intel/tiny-bert-sparse-85': { files, token: 'hf_secret', redirected: ['pytorch_model.bin'] } });
+  const hub = await startHub({
+    'Intel/tiny-bert-sparse-85': { files, token: 'hf_secret', redirected: ['pytorch_model.bin'] },
+  });
   try {
     const lines: string[] = [];
     const outputDir = join(root, 'models', 'from-hub');
@@ -173,8 +226,13 @@ test('a Hub model id is downloaded through the endpoint with the token, then con
     assert.equal(manifest.source.kind, 'hub');
     assert.equal(manifest.source.location, 'Intel/tiny-bert-sparse-85');
     assert.ok(Math.abs(manifest.sparsity.checkpoint.encoderLinearSparsity - 0.85) < 0.002);
-    assert.ok(lines.some((line) => line.includes('pytorch_model.bin')), 'download progress is reported');
-    assert.ok(hub.requests.every((request) => request.authorization === 'Bearer hf_secret' || request.path.startsWith('/cdn')));
+    assert.ok(
+      lines.some((line) => line.includes('pytorch_model.bin')),
+      'download progress is reported',
+    );
+    assert.ok(
+      hub.requests.every((request) => request.authorization === 'Bearer hf_secret' || request.path.startsWith('/cdn')),
+    );
   } finally {
     await hub.close();
   }

@@ -408,7 +408,8 @@ test('convert takes a folder holding an fp32 ONNX export instead of weights, and
   const fx = fixture('bert', 'question-answering');
   const exportDir = join(root, 'optimum-export');
   mkdirSync(exportDir, { recursive: true });
-  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) writeFileSync(join(exportDir, file), readFileSync(join(fx.dir, file)));
+  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+    writeFileSync(join(exportDir, file), readFileSync(join(fx.dir, file)));
   writeExport(join(exportDir, 'onnx'), toTorchExport(fx.graph(), fx.spec));
   const manifest = await convert(convertOptions(exportDir, join(root, 'models', 'from-onnx')));
   assert.equal(manifest.source.weightFormat, 'onnx');

@@ -15,7 +15,8 @@ after(() => server.close());
 
 const post = (url: string, payload: unknown) => server.app.inject({ method: 'POST', url, payload: payload as object });
 
-const filler = (words: number) => Array.from({ length: words }, (_, i) => ['the', 'old', 'town', 'river', 'bank', 'museum'][i % 6]).join(' ');
+const filler = (words: number) =>
+  Array.from({ length: words }, (_, i) => ['the', 'old', 'town', 'river', 'bank', 'museum'][i % 6]).join(' ');
 
 test('QA: the answer is the exact original text, with casing, accents and multi-byte characters around it', async () => {
   const context = '🤗 Les cafés — naïve “quotes”, 北京 and then Zürich\u2019s old town, by the river.';
@@ -45,7 +46,10 @@ test('QA: every payload form — flat, Hugging Face inputs/parameters, arrays, m
   const hf = (await post('/qa', { inputs: pair, parameters: { top_k: 2 } })).json();
   assert.ok(Array.isArray(hf) && hf.length === 2 && hf[0].answer === 'Zurich' && hf[0].score >= hf[1].score);
   const list = (await post('/qa', [pair, { question: 'Where?', context: 'zurich' }])).json();
-  assert.deepEqual(list.map((a: { answer: string }) => a.answer), ['Zurich', 'zurich']);
+  assert.deepEqual(
+    list.map((a: { answer: string }) => a.answer),
+    ['Zurich', 'zurich'],
+  );
   const inputsList = (await post('/qa', { inputs: [pair, pair] })).json();
   assert.equal(inputsList.length, 2);
   const inPath = (await post('/models/qa-fp32/qa', pair)).json();
@@ -63,7 +67,9 @@ test('classification: single text, pairs, top_k and the Hugging Face forms', asy
   assert.ok(Math.abs(all[0].score + all[1].score - 1) < 1e-6 && all[0].score >= all[1].score);
   const pairAlone = (await post('/classify', { text: 'a wonderful film', top_k: 2 })).json();
   assert.notDeepEqual(pairAlone, all, 'the second segment changes the scores');
-  const hf = (await post('/classify', { inputs: ['good', { text: 'good', text_pair: 'bad' }], parameters: { top_k: 2 } })).json();
+  const hf = (
+    await post('/classify', { inputs: ['good', { text: 'good', text_pair: 'bad' }], parameters: { top_k: 2 } })
+  ).json();
   assert.equal(hf.length, 2);
   const array = (await post('/models/sst2-fp32/classify', ['good', 'bad'])).json();
   assert.equal(array.length, 2);
@@ -79,7 +85,11 @@ test('NER: every aggregation strategy returns entities whose word is the exact t
     for (const entity of entities) {
       if (strategy === 'none') {
         // Hugging Face semantics: one entry per token, word = the vocabulary piece, index counts [CLS] as 0.
-        assert.equal(entity.word.replace(/^##/, ''), text.slice(entity.start, entity.end).toLowerCase(), JSON.stringify(entity));
+        assert.equal(
+          entity.word.replace(/^##/, ''),
+          text.slice(entity.start, entity.end).toLowerCase(),
+          JSON.stringify(entity),
+        );
         assert.ok(entity.entity && entity.index >= 1);
       } else {
         assert.equal(entity.word, text.slice(entity.start, entity.end), `${strategy}: ${JSON.stringify(entity)}`);
@@ -93,7 +103,14 @@ test('NER: every aggregation strategy returns entities whose word is the exact t
 
 test('models, health, readiness and metrics', async () => {
   const models = (await server.app.inject('/models')).json();
-  assert.deepEqual(models.map((m: { name: string }) => m.name).sort(), ['conll-fp32', 'conll-int8', 'qa-fp32', 'qa-int8', 'sst2-fp32', 'sst2-int8']);
+  assert.deepEqual(models.map((m: { name: string }) => m.name).sort(), [
+    'conll-fp32',
+    'conll-int8',
+    'qa-fp32',
+    'qa-int8',
+    'sst2-fp32',
+    'sst2-int8',
+  ]);
   const qa = models.find((m: { name: string }) => m.name === 'qa-int8');
   assert.equal(qa.task, 'question-answering');
   assert.equal(qa.precision, 'int8');
@@ -103,10 +120,26 @@ test('models, health, readiness and metrics', async () => {
   assert.equal((await server.app.inject('/healthz')).statusCode, 200);
   assert.equal((await server.app.inject('/readyz')).statusCode, 200);
   const metrics = (await server.app.inject('/metrics')).body;
-  for (const name of ['sbs_http_requests_total', 'sbs_http_request_duration_seconds', 'sbs_queue_depth', 'sbs_queue_wait_seconds', 'sbs_tokenization_duration_seconds', 'sbs_inference_duration_seconds', 'sbs_postprocess_duration_seconds', 'sbs_batch_size', 'sbs_batch_padded_tokens', 'sbs_rejections_total', 'sbs_model_info', 'sbs_process_cpu_seconds_total']) {
+  for (const name of [
+    'sbs_http_requests_total',
+    'sbs_http_request_duration_seconds',
+    'sbs_queue_depth',
+    'sbs_queue_wait_seconds',
+    'sbs_tokenization_duration_seconds',
+    'sbs_inference_duration_seconds',
+    'sbs_postprocess_duration_seconds',
+    'sbs_batch_size',
+    'sbs_batch_padded_tokens',
+    'sbs_rejections_total',
+    'sbs_model_info',
+    'sbs_process_cpu_seconds_total',
+  ]) {
     assert.ok(metrics.includes(`# TYPE ${name}`), name);
   }
-  assert.match(metrics, /sbs_model_info\{model="qa-int8",task="question-answering",precision="int8",sparsity="0\.9\d*"\} 1/);
+  assert.match(
+    metrics,
+    /sbs_model_info\{model="qa-int8",task="question-answering",precision="int8",sparsity="0\.9\d*"\} 1/,
+  );
   assert.match(metrics, /sbs_http_requests_total\{route="\/qa",model="qa-int8",status="200"\} \d+/);
 });
 
@@ -114,7 +147,10 @@ test('Open Inference Protocol v2: health, metadata, BYTES inference for each tas
   assert.equal((await server.app.inject('/v2/health/live')).statusCode, 200);
   assert.equal((await server.app.inject('/v2/health/ready')).statusCode, 200);
   const meta = (await server.app.inject('/v2/models/qa-int8')).json();
-  assert.deepEqual(meta.inputs.map((i: { name: string }) => i.name), ['question', 'context']);
+  assert.deepEqual(
+    meta.inputs.map((i: { name: string }) => i.name),
+    ['question', 'context'],
+  );
   assert.equal((await server.app.inject('/v2/models/qa-int8/ready')).statusCode, 200);
   assert.equal((await server.app.inject('/v2/models/nope/ready')).statusCode, 404);
   const qa = await post('/v2/models/qa-int8/infer', {
@@ -128,11 +164,24 @@ test('Open Inference Protocol v2: health, metadata, BYTES inference for each tas
   const body = qa.json();
   assert.equal(body.id, 'r1');
   assert.deepEqual(body.outputs.find((o: { name: string }) => o.name === 'answer').data, ['Zurich', 'Zürich']);
-  const cls = (await post('/v2/models/sst2-int8/infer', { inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['fine'] }] })).json();
-  assert.deepEqual(cls.outputs.map((o: { name: string }) => o.name), ['label', 'score']);
-  const ner = (await post('/v2/models/conll-int8/infer', { inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['John lives in Paris'] }] })).json();
+  const cls = (
+    await post('/v2/models/sst2-int8/infer', {
+      inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['fine'] }],
+    })
+  ).json();
+  assert.deepEqual(
+    cls.outputs.map((o: { name: string }) => o.name),
+    ['label', 'score'],
+  );
+  const ner = (
+    await post('/v2/models/conll-int8/infer', {
+      inputs: [{ name: 'text', shape: [1], datatype: 'BYTES', data: ['John lives in Paris'] }],
+    })
+  ).json();
   assert.ok(Array.isArray(JSON.parse(ner.outputs[0].data[0])));
-  const missing = await post('/v2/models/qa-int8/infer', { inputs: [{ name: 'question', shape: [1], datatype: 'BYTES', data: ['x'] }] });
+  const missing = await post('/v2/models/qa-int8/infer', {
+    inputs: [{ name: 'question', shape: [1], datatype: 'BYTES', data: ['x'] }],
+  });
   assert.equal(missing.statusCode, 400);
   assert.match(missing.json().error, /missing tensor "context"/);
 });
@@ -146,11 +195,26 @@ test('bad inputs get the right 4xx naming the problem, never a 500', async () =>
     ['/qa', { question: '', context: 'c' }, 400, /question must NOT have fewer than 1 characters/],
     ['/qa', { question: 'q', context: 'c', model: 'nope' }, 404, /unknown model "nope"/],
     ['/models/nope/qa', { question: 'q', context: 'c' }, 404, /unknown model "nope"/],
-    ['/qa', { question: 'q', context: 'c', model: 'sst2-int8' }, 400, /serves text-classification, not question-answering/],
-    ['/qa', { question: 'q', context: filler(20000), max_seq_len: 64, doc_stride: 0 }, 422, /context is too long: \d+ windows of 64 tokens, the limit is 64/],
+    [
+      '/qa',
+      { question: 'q', context: 'c', model: 'sst2-int8' },
+      400,
+      /serves text-classification, not question-answering/,
+    ],
+    [
+      '/qa',
+      { question: 'q', context: filler(20000), max_seq_len: 64, doc_stride: 0 },
+      422,
+      /context is too long: \d+ windows of 64 tokens, the limit is 64/,
+    ],
     ['/classify', { text: filler(600) }, 422, /text is too long: 602 tokens, the limit is 512/],
     ['/classify', { text: 'x', top_k: 1.5 }, 400, /top_k must be integer/],
-    ['/ner', { text: 'x', aggregation_strategy: 'longest' }, 400, /aggregation_strategy must be equal to one of the allowed values/],
+    [
+      '/ner',
+      { text: 'x', aggregation_strategy: 'longest' },
+      400,
+      /aggregation_strategy must be equal to one of the allowed values/,
+    ],
     ['/ner', [], 400, /must NOT have fewer than 1 items/],
   ];
   for (const [url, payload, status, message] of cases) {
@@ -158,9 +222,19 @@ test('bad inputs get the right 4xx naming the problem, never a 500', async () =>
     assert.equal(response.statusCode, status, `${url} ${JSON.stringify(payload).slice(0, 80)}: ${response.body}`);
     assert.match(response.json().message, message);
   }
-  const notJson = await server.app.inject({ method: 'POST', url: '/qa', headers: { 'content-type': 'application/json' }, payload: '{"question": ' });
+  const notJson = await server.app.inject({
+    method: 'POST',
+    url: '/qa',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"question": ',
+  });
   assert.equal(notJson.statusCode, 400);
-  const huge = await server.app.inject({ method: 'POST', url: '/qa', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ question: 'q', context: 'x'.repeat(2_000_000) }) });
+  const huge = await server.app.inject({
+    method: 'POST',
+    url: '/qa',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ question: 'q', context: 'x'.repeat(2_000_000) }),
+  });
   assert.equal(huge.statusCode, 413);
   const metrics = metricValues((await server.app.inject('/metrics')).body);
   assert.ok((metrics.get('sbs_rejections_total{model="",reason="invalid"}') ?? 0) >= 5);
@@ -169,7 +243,9 @@ test('bad inputs get the right 4xx naming the problem, never a 500', async () =>
 
 test('concurrent requests form batches larger than one', async () => {
   const before = metricValues((await server.app.inject('/metrics')).body);
-  const requests = Array.from({ length: 12 }, (_, i) => post('/classify', { text: `review number ${i} ${filler(i + 3)}` }));
+  const requests = Array.from({ length: 12 }, (_, i) =>
+    post('/classify', { text: `review number ${i} ${filler(i + 3)}` }),
+  );
   const responses = await Promise.all(requests);
   assert.ok(responses.every((r) => r.statusCode === 200));
   const after = metricValues((await server.app.inject('/metrics')).body);
@@ -178,5 +254,8 @@ test('concurrent requests form batches larger than one', async () => {
   const batches = (after.get(key('count')) ?? 0) - (before.get(key('count')) ?? 0);
   assert.equal(rows, 12);
   assert.ok(batches < rows, `12 rows ran in ${batches} batches`);
-  assert.ok((after.get('sbs_batch_size_bucket{le="1",model="sst2-int8"}') ?? 0) < after.get(key('count'))!, 'some batch had more than one row');
+  assert.ok(
+    (after.get('sbs_batch_size_bucket{le="1",model="sst2-int8"}') ?? 0) < after.get(key('count'))!,
+    'some batch had more than one row',
+  );
 });

@@ -25,16 +25,26 @@ test('a full queue answers 429 with Retry-After, and the accepted requests still
     config.batching.maxBatchDelayMs = 50;
     config.precisions = ['int8'];
   });
-  const responses = await Promise.all(Array.from({ length: 24 }, (_, i) => app.inject({ method: 'POST', url: '/classify', payload: { text: `sentence ${i}` } })));
+  const responses = await Promise.all(
+    Array.from({ length: 24 }, (_, i) =>
+      app.inject({ method: 'POST', url: '/classify', payload: { text: `sentence ${i}` } }),
+    ),
+  );
   const statuses = responses.map((r) => r.statusCode);
   assert.ok(statuses.includes(429), `statuses: ${statuses}`);
   assert.ok(statuses.includes(200), `statuses: ${statuses}`);
-  assert.ok(statuses.every((s) => s === 200 || s === 429), `statuses: ${statuses}`);
+  assert.ok(
+    statuses.every((s) => s === 200 || s === 429),
+    `statuses: ${statuses}`,
+  );
   const refused = responses.find((r) => r.statusCode === 429)!;
   assert.match(refused.headers['retry-after'] as string, /^\d+$/);
   assert.match(refused.json().message, /queue is full/);
   const metrics = metricValues((await app.inject('/metrics')).body);
-  assert.equal(metrics.get('sbs_rejections_total{model="sst2-int8",reason="queue_full"}'), statuses.filter((s) => s === 429).length);
+  assert.equal(
+    metrics.get('sbs_rejections_total{model="sst2-int8",reason="queue_full"}'),
+    statuses.filter((s) => s === 429).length,
+  );
 });
 
 test('a request past its deadline gets 504 and its rows leave the queue before inference', async () => {
@@ -44,7 +54,11 @@ test('a request past its deadline gets 504 and its rows leave the queue before i
     config.precisions = ['int8'];
   });
   const started = performance.now();
-  const response = await app.inject({ method: 'POST', url: '/qa', payload: { question: 'Where?', context: 'in Zurich' } });
+  const response = await app.inject({
+    method: 'POST',
+    url: '/qa',
+    payload: { question: 'Where?', context: 'in Zurich' },
+  });
   const elapsed = performance.now() - started;
   assert.equal(response.statusCode, 504, response.body);
   assert.match(response.json().message, /did not finish within its 60 ms deadline/);

@@ -13,7 +13,10 @@ const root = workspace('recipes');
 test('magnitude pruning hits the target exactly, keeps the largest weights, and handles ties at zero', () => {
   const data = Float32Array.from({ length: 100 }, (_, i) => (i % 2 ? 1 : -1) * (i + 1));
   magnitudePrune(data, 10, 10, 0.9);
-  const kept = [...data].filter((v) => v !== 0).map(Math.abs).sort((a, b) => a - b);
+  const kept = [...data]
+    .filter((v) => v !== 0)
+    .map(Math.abs)
+    .sort((a, b) => a - b);
   assert.deepEqual(kept, [91, 92, 93, 94, 95, 96, 97, 98, 99, 100]);
 
   const alreadySparse = new Float32Array(100);
@@ -36,7 +39,10 @@ test('int8 weights: symmetric per output channel, zeros stay zero, the channel m
   // torch layout [out=2, in=3]
   const weight = Float32Array.of(0, 0.25, -1, 0.02, 0, -0.005);
   const { values, scales } = quantizeLinearWeightTransposed(weight, 2, 3);
-  assert.deepEqual([...scales].map((s) => +s.toPrecision(6)), [+(1 / 127).toPrecision(6), +(0.02 / 127).toPrecision(6)]);
+  assert.deepEqual(
+    [...scales].map((s) => +s.toPrecision(6)),
+    [+(1 / 127).toPrecision(6), +(0.02 / 127).toPrecision(6)],
+  );
   // MatMul layout [in=3, out=2]
   assert.deepEqual([...values], [0, 127, 32, 0, -127, -32]);
   const empty = quantizeLinearWeightTransposed(new Float32Array(4), 2, 2);
@@ -53,21 +59,62 @@ function recipe(name: string, content: object): string {
 }
 
 test('recipes in the Intel format parse; unknown keys and bad values are named', () => {
-  const lock = parsePruningRecipe(recipe('lock.json', { not_to_prune: ['qa_outputs', 'pooler'], pruning_fn: 'pattern_lock', scheduler: 'one_shot', prune_layer_types: { Linear: { name: 'weight' }, QuantizedLinear: { name: 'weight' } } }));
+  const lock = parsePruningRecipe(
+    recipe('lock.json', {
+      not_to_prune: ['qa_outputs', 'pooler'],
+      pruning_fn: 'pattern_lock',
+      scheduler: 'one_shot',
+      prune_layer_types: { Linear: { name: 'weight' }, QuantizedLinear: { name: 'weight' } },
+    }),
+  );
   assert.equal(lock.pruningFn, 'pattern_lock');
   assert.deepEqual(lock.notToPrune, ['qa_outputs', 'pooler']);
-  const block = parsePruningRecipe(recipe('block.json', { pruning_fn: 'block_structured_magnitude', pruning_fn_default_kwargs: { target_sparsity: 0.8, block_dims: [1, 4] } }), 0.9);
+  const block = parsePruningRecipe(
+    recipe('block.json', {
+      pruning_fn: 'block_structured_magnitude',
+      pruning_fn_default_kwargs: { target_sparsity: 0.8, block_dims: [1, 4] },
+    }),
+    0.9,
+  );
   assert.equal(block.targetSparsity, 0.9);
   assert.deepEqual(block.blockDims, [1, 4]);
-  const quantization = parseQuantizationRecipe(recipe('q.json', { quantization_begin: 0, not_to_requantize_output: ['output.dense', 'value', 'qa_outputs'], not_to_quantize: ['teacher'] }));
+  const quantization = parseQuantizationRecipe(
+    recipe('q.json', {
+      quantization_begin: 0,
+      not_to_requantize_output: ['output.dense', 'value', 'qa_outputs'],
+      not_to_quantize: ['teacher'],
+    }),
+  );
   assert.deepEqual(quantization.notToQuantize, ['teacher']);
 
   const expectError = (path: string, fragment: RegExp) =>
-    assert.throws(() => parsePruningRecipe(path), (error: unknown) => error instanceof ConversionError && error.file === path && fragment.test(error.problem));
-  expectError(recipe('typo.json', { pruning_fn: 'unstructured_magnitude', pruning_fn_default_kwargs: { target_sparsty: 0.9 } }), /unknown recipe key "target_sparsty"/);
-  expectError(recipe('fn.json', { pruning_fn: 'movement', pruning_fn_default_kwargs: { target_sparsity: 0.9 } }), /"pruning_fn" "movement" is not supported/);
-  expectError(recipe('range.json', { pruning_fn: 'unstructured_magnitude', pruning_fn_default_kwargs: { target_sparsity: 1.5 } }), /target_sparsity/);
-  expectError(recipe('layers.json', { pruning_fn: 'unstructured_magnitude', pruning_fn_default_kwargs: { target_sparsity: 0.5 }, prune_layer_types: { Embedding: { name: 'weight' } } }), /prune_layer_types/);
+    assert.throws(
+      () => parsePruningRecipe(path),
+      (error: unknown) => error instanceof ConversionError && error.file === path && fragment.test(error.problem),
+    );
+  expectError(
+    recipe('typo.json', { pruning_fn: 'unstructured_magnitude', pruning_fn_default_kwargs: { target_sparsty: 0.9 } }),
+    /unknown recipe key "target_sparsty"/,
+  );
+  expectError(
+    recipe('fn.json', { pruning_fn: 'movement', pruning_fn_default_kwargs: { target_sparsity: 0.9 } }),
+    /"pruning_fn" "movement" is not supported/,
+  );
+  expectError(
+    recipe('range.json', { pruning_fn: 'unstructured_magnitude', pruning_fn_default_kwargs: { target_sparsity: 1.5 } }),
+    /target_sparsity/,
+  );
+  expectError(
+    recipe('layers.json', {
+      pruning_fn: 'unstructured_magnitude',
+      pruning_fn_default_kwargs: { target_sparsity: 0.5 },
+      prune_layer_types: { Embedding: { name: 'weight' } },
+    }),
+    /prune_layer_types/,
+  );
   expectError(join(root, 'absent.json'), /not found/);
-  assert.throws(() => parseQuantizationRecipe(recipe('qtypo.json', { not_to_quantise: [] })), /unknown recipe key "not_to_quantise"/);
+  assert.throws(
+    () => parseQuantizationRecipe(recipe('qtypo.json', { not_to_quantise: [] })),
+    /unknown recipe key "not_to_quantise"/,
+  );
 });

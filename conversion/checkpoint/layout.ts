@@ -44,14 +44,7 @@ export interface ModelWeights {
 export function allLinears(model: ModelWeights): Linear[] {
   const linears: Linear[] = [];
   for (const layer of model.layers) {
-    linears.push(
-      layer.query,
-      layer.key,
-      layer.value,
-      layer.attentionOutput,
-      layer.intermediate,
-      layer.output,
-    );
+    linears.push(layer.query, layer.key, layer.value, layer.attentionOutput, layer.intermediate, layer.output);
   }
   const head = model.head;
   if (head.kind === 'question-answering') linears.push(head.qaOutputs);
@@ -120,7 +113,9 @@ export function resolveLayout(spec: ModelSpec, weights: WeightMap, file: string)
   const model: Omit<ModelWeights, 'head'> = {
     wordEmbeddings: read.tensor([`${emb}.word_embeddings.weight`], [spec.vocabSize, h]),
     positionEmbeddings: read.tensor([`${emb}.position_embeddings.weight`], [spec.maxPositions, h]),
-    tokenTypeEmbeddings: isBert ? read.tensor([`${emb}.token_type_embeddings.weight`], [spec.typeVocabSize, h]) : undefined,
+    tokenTypeEmbeddings: isBert
+      ? read.tensor([`${emb}.token_type_embeddings.weight`], [spec.typeVocabSize, h])
+      : undefined,
     embeddingNorm: read.layerNorm(`${emb}.LayerNorm`, h),
     layers: [],
   };

@@ -39,9 +39,11 @@ function shardsOf(indexPath: string): string[] {
 export function findWeightFiles(dir: string): { files: string[]; format: LoadedCheckpoint['weightFormat'] } {
   const has = (name: string) => existsSync(join(dir, name));
   if (has('model.safetensors')) return { files: ['model.safetensors'], format: 'safetensors' };
-  if (has('model.safetensors.index.json')) return { files: shardsOf(join(dir, 'model.safetensors.index.json')), format: 'safetensors' };
+  if (has('model.safetensors.index.json'))
+    return { files: shardsOf(join(dir, 'model.safetensors.index.json')), format: 'safetensors' };
   if (has('pytorch_model.bin')) return { files: ['pytorch_model.bin'], format: 'pytorch' };
-  if (has('pytorch_model.bin.index.json')) return { files: shardsOf(join(dir, 'pytorch_model.bin.index.json')), format: 'pytorch' };
+  if (has('pytorch_model.bin.index.json'))
+    return { files: shardsOf(join(dir, 'pytorch_model.bin.index.json')), format: 'pytorch' };
   // An fp32 export (optimum writes model.onnx at the top, Hub repos often under onnx/): weights are read out of it.
   for (const file of ['model.onnx', 'onnx/model.onnx']) if (has(file)) return { files: [file], format: 'onnx' };
   throw new ConversionError(
@@ -51,7 +53,8 @@ export function findWeightFiles(dir: string): { files: string[]; format: LoadedC
 }
 
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ConversionError(dir, 'checkpoint directory not found');
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new ConversionError(dir, 'checkpoint directory not found');
   const configPath = join(dir, 'config.json');
   const rawConfig = readJson(configPath);
   const spec = parseModelConfig(rawConfig, configPath);
@@ -61,7 +64,9 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
     const path = join(dir, file);
     if (!existsSync(path)) throw new ConversionError(path, 'weight shard listed in the index is missing');
     if (format === 'safetensors') readSafetensors(path, weights);
-    else for (const [name, tensor] of format === 'pytorch' ? readTorchBin(path) : readOnnxExportWeights(path)) weights.set(name, tensor);
+    else
+      for (const [name, tensor] of format === 'pytorch' ? readTorchBin(path) : readOnnxExportWeights(path))
+        weights.set(name, tensor);
   }
   const model = resolveLayout(spec, weights, join(dir, files.length === 1 ? files[0] : files.join(',')));
   return { dir, rawConfig, spec, model, weightFiles: files, weightFormat: format };

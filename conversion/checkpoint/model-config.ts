@@ -108,7 +108,10 @@ export function parseModelConfig(raw: RawConfig, file: string): ModelSpec {
     };
   }
   if (raw.position_embedding_type !== undefined && raw.position_embedding_type !== 'absolute') {
-    throw new ConversionError(file, `unsupported position_embedding_type ${JSON.stringify(raw.position_embedding_type)}`);
+    throw new ConversionError(
+      file,
+      `unsupported position_embedding_type ${JSON.stringify(raw.position_embedding_type)}`,
+    );
   }
   if (spec.hiddenSize % spec.numHeads !== 0) {
     throw new ConversionError(file, `hidden size ${spec.hiddenSize} is not divisible by ${spec.numHeads} heads`);

@@ -44,7 +44,10 @@ export function readSafetensors(path: string, into: WeightMap = new Map()): Weig
     if (fileSize < 8) throw new ConversionError(path, 'truncated safetensors file (no header length)');
     const headerLength = Number(readExactly(fd, 0, 8).readBigUInt64LE(0));
     if (headerLength <= 0 || 8 + headerLength > fileSize || headerLength > 100_000_000) {
-      throw new ConversionError(path, `corrupt or truncated safetensors header (declares ${headerLength} bytes, file has ${fileSize})`);
+      throw new ConversionError(
+        path,
+        `corrupt or truncated safetensors header (declares ${headerLength} bytes, file has ${fileSize})`,
+      );
     }
     let header: Record<string, HeaderEntry | Record<string, string>>;
     try {
@@ -63,10 +66,16 @@ export function readSafetensors(path: string, into: WeightMap = new Map()): Weig
       const [begin, end] = entry.data_offsets;
       const count = elementCount(entry.shape);
       if (end - begin !== count * bytesPerElement[dtype]) {
-        throw new ConversionError(path, `tensor "${tensorName}" byte range does not match its shape [${entry.shape}] ${entry.dtype}`);
+        throw new ConversionError(
+          path,
+          `tensor "${tensorName}" byte range does not match its shape [${entry.shape}] ${entry.dtype}`,
+        );
       }
       if (dataStart + end > fileSize) {
-        throw new ConversionError(path, `truncated: tensor "${tensorName}" ends at byte ${dataStart + end}, file has ${fileSize}`);
+        throw new ConversionError(
+          path,
+          `truncated: tensor "${tensorName}" ends at byte ${dataStart + end}, file has ${fileSize}`,
+        );
       }
       if (!floatDtypes.has(dtype)) continue;
       const bytes = readExactly(fd, dataStart + begin, end - begin);
@@ -79,7 +88,11 @@ export function readSafetensors(path: string, into: WeightMap = new Map()): Weig
 }
 
 /** Writes fp32 tensors as .safetensors (header padded to 8 bytes, like the reference writer). */
-export function writeSafetensors(path: string, tensors: Map<string, { shape: number[]; data: Float32Array }>, metadata: Record<string, string> = { format: 'pt' }): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  metadata: Record<string, string> = { format: 'pt' },
+): void {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const [name, tensor] of tensors) {

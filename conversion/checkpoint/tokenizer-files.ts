@@ -20,9 +20,23 @@ export function bertTokenizerJson(vocab: string[], lowercase: boolean): object {
     truncation: null,
     padding: null,
     added_tokens: specialTokens
-      .map((content) => ({ id: id(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
+      .map((content) => ({
+        id: id(content),
+        content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      }))
       .sort((a, b) => a.id - b.id),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase },
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase,
+    },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
@@ -76,7 +90,9 @@ export interface TokenizerFiles {
 export function collectTokenizerFiles(checkpointDir: string, maxLength: number): TokenizerFiles {
   const path = (name: string) => join(checkpointDir, name);
   const configPath = path('tokenizer_config.json');
-  const tokenizerConfig = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>) : undefined;
+  const tokenizerConfig = existsSync(configPath)
+    ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
+    : undefined;
   const files = new Map<string, string>();
   let lowercase: boolean;
   let vocabSize: number;
@@ -88,7 +104,8 @@ export function collectTokenizerFiles(checkpointDir: string, maxLength: number):
     } catch (error) {
       throw new ConversionError(path('tokenizer.json'), `not valid JSON: ${(error as Error).message}`);
     }
-    if (!parsed.model?.vocab) throw new ConversionError(path('tokenizer.json'), 'has no model.vocab (not a WordPiece tokenizer?)');
+    if (!parsed.model?.vocab)
+      throw new ConversionError(path('tokenizer.json'), 'has no model.vocab (not a WordPiece tokenizer?)');
     lowercase = parsed.normalizer?.lowercase ?? true;
     vocabSize = Object.keys(parsed.model.vocab).length;
     files.set('tokenizer.json', text);
@@ -106,6 +123,9 @@ export function collectTokenizerFiles(checkpointDir: string, maxLength: number):
   } else {
     throw new ConversionError(checkpointDir, 'no tokenizer: expected tokenizer.json or vocab.txt');
   }
-  files.set('tokenizer_config.json', JSON.stringify({ ...bertTokenizerConfig(lowercase, maxLength), ...tokenizerConfig }, null, 2));
+  files.set(
+    'tokenizer_config.json',
+    JSON.stringify({ ...bertTokenizerConfig(lowercase, maxLength), ...tokenizerConfig }, null, 2),
+  );
   return { files, lowercase, vocabSize };
 }

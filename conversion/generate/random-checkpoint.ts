@@ -68,24 +68,37 @@ export class SeededRandom {
   }
 }
 
-function loadVocabulary(tokenizerDir: string | undefined): { vocab: string[]; lowercase: boolean; tokenizerJson?: string } {
+function loadVocabulary(tokenizerDir: string | undefined): {
+  vocab: string[];
+  lowercase: boolean;
+  tokenizerJson?: string;
+} {
   if (!tokenizerDir) return { vocab: syntheticVocabulary(), lowercase: true };
   const jsonPath = join(tokenizerDir, 'tokenizer.json');
   if (existsSync(jsonPath)) {
     const text = readFileSync(jsonPath, 'utf8');
-    const parsed = JSON.parse(text) as { model: { vocab: Record<string, number> }; normalizer?: { lowercase?: boolean } };
+    const parsed = JSON.parse(text) as {
+      model: { vocab: Record<string, number> };
+      normalizer?: { lowercase?: boolean };
+    };
     const vocab: string[] = [];
     for (const [token, id] of Object.entries(parsed.model.vocab)) vocab[id] = token;
     return { vocab, lowercase: parsed.normalizer?.lowercase ?? true, tokenizerJson: text };
   }
-  const vocab = readFileSync(join(tokenizerDir, 'vocab.txt'), 'utf8').split('\n').filter((line, i, all) => line || i < all.length - 1);
+  const vocab = readFileSync(join(tokenizerDir, 'vocab.txt'), 'utf8')
+    .split('\n')
+    .filter((line, i, all) => line || i < all.length - 1);
   return { vocab, lowercase: true };
 }
 
 function hfConfig(options: GenerateOptions, vocabSize: number, labels: string[]): Record<string, unknown> {
   const { family, task, dims } = options;
   const prefix = family === 'bert' ? 'Bert' : 'DistilBert';
-  const suffix = { 'question-answering': 'ForQuestionAnswering', 'text-classification': 'ForSequenceClassification', 'token-classification': 'ForTokenClassification' }[task];
+  const suffix = {
+    'question-answering': 'ForQuestionAnswering',
+    'text-classification': 'ForSequenceClassification',
+    'token-classification': 'ForTokenClassification',
+  }[task];
   const labelMaps =
     task === 'question-answering'
       ? {}
@@ -93,7 +106,14 @@ function hfConfig(options: GenerateOptions, vocabSize: number, labels: string[])
           id2label: Object.fromEntries(labels.map((label, i) => [String(i), label])),
           label2id: Object.fromEntries(labels.map((label, i) => [label, i])),
         };
-  const common = { architectures: [`${prefix}${suffix}`], vocab_size: vocabSize, max_position_embeddings: dims.maxPositions, initializer_range: 0.02, pad_token_id: 0, ...labelMaps };
+  const common = {
+    architectures: [`${prefix}${suffix}`],
+    vocab_size: vocabSize,
+    max_position_embeddings: dims.maxPositions,
+    initializer_range: 0.02,
+    pad_token_id: 0,
+    ...labelMaps,
+  };
   if (family === 'bert') {
     return {
       ...common,
@@ -110,10 +130,25 @@ function hfConfig(options: GenerateOptions, vocabSize: number, labels: string[])
       attention_probs_dropout_prob: 0.1,
     };
   }
-  return { ...common, model_type: 'distilbert', dim: dims.hiddenSize, n_layers: dims.numLayers, n_heads: dims.numHeads, hidden_dim: dims.intermediateSize, activation: 'gelu', dropout: 0.1, attention_dropout: 0.1, sinusoidal_pos_embds: false };
+  return {
+    ...common,
+    model_type: 'distilbert',
+    dim: dims.hiddenSize,
+    n_layers: dims.numLayers,
+    n_heads: dims.numHeads,
+    hidden_dim: dims.intermediateSize,
+    activation: 'gelu',
+    dropout: 0.1,
+    attention_dropout: 0.1,
+    sinusoidal_pos_embds: false,
+  };
 }
 
-function buildTensors(options: GenerateOptions, vocabSize: number, numLabels: number): Map<string, { shape: number[]; data: Float32Array }> {
+function buildTensors(
+  options: GenerateOptions,
+  vocabSize: number,
+  numLabels: number,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const random = new SeededRandom(options.seed);
   const { family, task, dims } = options;
   const h = dims.hiddenSize;
@@ -176,9 +211,13 @@ export function generateCheckpoint(options: GenerateOptions): string {
     const tensors = buildTensors(options, vocab.length, labels.length);
     if (options.format === 'safetensors') writeSafetensors(join(staging, 'model.safetensors'), tensors);
     else writeTorchBin(join(staging, 'pytorch_model.bin'), tensors);
-    const write = (name: string, value: object) => writeFileSync(join(staging, name), JSON.stringify(value, null, 2) + '\n');
+    const write = (name: string, value: object) =>
+      writeFileSync(join(staging, name), JSON.stringify(value, null, 2) + '\n');
     write('config.json', hfConfig(options, vocab.length, labels));
-    writeFileSync(join(staging, 'tokenizer.json'), tokenizerJson ?? JSON.stringify(bertTokenizerJson(vocab, lowercase)));
+    writeFileSync(
+      join(staging, 'tokenizer.json'),
+      tokenizerJson ?? JSON.stringify(bertTokenizerJson(vocab, lowercase)),
+    );
     if (options.tokenizerDir && existsSync(join(options.tokenizerDir, 'tokenizer_config.json'))) {
       copyFileSync(join(options.tokenizerDir, 'tokenizer_config.json'), join(staging, 'tokenizer_config.json'));
     } else {

@@ -9,7 +9,8 @@ computer language music film series season league club album song football churc
 century american english french german new york john david first second third north south east west
 cafe zurich naive museum town old river bank`.split(/\s+/);
 
-const characters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?\'"()-[]/&%$#@*+=<>_éèàüöäçñ'.split('');
+const characters =
+  'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?\'"()-[]/&%$#@*+=<>_éèàüöäçñ'.split('');
 
 export function syntheticVocabulary(): string[] {
   const vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];

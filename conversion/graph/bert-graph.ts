@@ -9,7 +9,8 @@ export interface GraphSignature {
 }
 
 export function graphSignature(spec: ModelSpec): GraphSignature {
-  const inputs = spec.family === 'bert' ? ['input_ids', 'attention_mask', 'token_type_ids'] : ['input_ids', 'attention_mask'];
+  const inputs =
+    spec.family === 'bert' ? ['input_ids', 'attention_mask', 'token_type_ids'] : ['input_ids', 'attention_mask'];
   const outputs = spec.task === 'question-answering' ? ['start_logits', 'end_logits'] : ['logits'];
   return { inputs, outputs };
 }
@@ -22,7 +23,12 @@ const maskValue = -3.4028234663852886e38;
  * in onnxruntime-node 1.30: ORT fuses it at load, while pre-fused contrib ops were slower (see DESIGN.md).
  * Batch and sequence axes are dynamic.
  */
-export function buildBertGraph(spec: ModelSpec, model: ModelWeights, emitter: LinearEmitter, producerVersion: string): ModelProto {
+export function buildBertGraph(
+  spec: ModelSpec,
+  model: ModelWeights,
+  emitter: LinearEmitter,
+  producerVersion: string,
+): ModelProto {
   const g = new GraphBuilder();
   const h = spec.hiddenSize;
   const headDim = h / spec.numHeads;
@@ -40,11 +46,23 @@ export function buildBertGraph(spec: ModelSpec, model: ModelWeights, emitter: Li
   // Embeddings: word + position[0:S] (+ token type), then LayerNorm.
   let hidden = emitter.wordEmbedding(g, inputIds, model.wordEmbeddings.data, spec.vocabSize, h);
   const sequenceLength = g.one('Shape', [inputIds], 'embeddings/sequence_length', { start: 1, end: 2 });
-  const positionTable = g.initializer('embeddings.position_embeddings.weight', [spec.maxPositions, h], model.positionEmbeddings.data);
-  const positions = g.one('Slice', [positionTable, g.constantInt64([0]), sequenceLength, g.constantInt64([0])], 'embeddings/position');
+  const positionTable = g.initializer(
+    'embeddings.position_embeddings.weight',
+    [spec.maxPositions, h],
+    model.positionEmbeddings.data,
+  );
+  const positions = g.one(
+    'Slice',
+    [positionTable, g.constantInt64([0]), sequenceLength, g.constantInt64([0])],
+    'embeddings/position',
+  );
   hidden = g.one('Add', [hidden, positions], 'embeddings/word_position');
   if (tokenTypeIds && model.tokenTypeEmbeddings) {
-    const typeTable = g.initializer('embeddings.token_type_embeddings.weight', model.tokenTypeEmbeddings.shape, model.tokenTypeEmbeddings.data);
+    const typeTable = g.initializer(
+      'embeddings.token_type_embeddings.weight',
+      model.tokenTypeEmbeddings.shape,
+      model.tokenTypeEmbeddings.data,
+    );
     const types = g.one('Gather', [typeTable, tokenTypeIds], 'embeddings/token_type');
     hidden = g.one('Add', [hidden, types], 'embeddings/sum');
   }

@@ -14,7 +14,11 @@ export interface LinearEmitter {
 
 function fp32Linear(graph: GraphBuilder, input: string, linear: Linear): string {
   const [outFeatures, inFeatures] = linear.weight.shape;
-  const weight = graph.initializer(`${linear.module}.weight`, [inFeatures, outFeatures], transpose(linear.weight.data, outFeatures, inFeatures));
+  const weight = graph.initializer(
+    `${linear.module}.weight`,
+    [inFeatures, outFeatures],
+    transpose(linear.weight.data, outFeatures, inFeatures),
+  );
   const bias = graph.initializer(`${linear.module}.bias`, [outFeatures], linear.bias.data);
   const product = graph.one('MatMul', [input, weight], `${linear.module}/MatMul`);
   return graph.one('Add', [product, bias], `${linear.module}/Add`);
@@ -55,11 +59,19 @@ export class DynamicInt8Emitter implements LinearEmitter {
     const bias = graph.initializer(`${linear.module}.bias`, [outFeatures], linear.bias.data);
     let quantized = this.quantizedInputs.get(input);
     if (!quantized) {
-      quantized = graph.node('DynamicQuantizeLinear', [input], `${linear.module}/input_quantized`, {}, 3) as [string, string, string];
+      quantized = graph.node('DynamicQuantizeLinear', [input], `${linear.module}/input_quantized`, {}, 3) as [
+        string,
+        string,
+        string,
+      ];
       this.quantizedInputs.set(input, quantized);
     }
     const [inputQuantized, inputScale, inputZeroPoint] = quantized;
-    const integerProduct = graph.one('MatMulInteger', [inputQuantized, weight, inputZeroPoint], `${linear.module}/MatMulInteger`);
+    const integerProduct = graph.one(
+      'MatMulInteger',
+      [inputQuantized, weight, inputZeroPoint],
+      `${linear.module}/MatMulInteger`,
+    );
     const asFloat = graph.one('Cast', [integerProduct], `${linear.module}/Cast`, { to: 1 });
     const scale = graph.one('Mul', [inputScale, weightScale], `${linear.module}/scale`);
     const rescaled = graph.one('Mul', [asFloat, scale], `${linear.module}/rescaled`);

@@ -21,9 +21,19 @@ function bytesOf(data: Float32Array | Int8Array | Int32Array | BigInt64Array): U
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-export function tensorProto(name: string, dims: number[], data: Float32Array | Int8Array | Int32Array | BigInt64Array): TensorProto {
+export function tensorProto(
+  name: string,
+  dims: number[],
+  data: Float32Array | Int8Array | Int32Array | BigInt64Array,
+): TensorProto {
   const dataType =
-    data instanceof Float32Array ? DataType.FLOAT : data instanceof Int8Array ? DataType.INT8 : data instanceof Int32Array ? DataType.INT32 : DataType.INT64;
+    data instanceof Float32Array
+      ? DataType.FLOAT
+      : data instanceof Int8Array
+        ? DataType.INT8
+        : data instanceof Int32Array
+          ? DataType.INT32
+          : DataType.INT64;
   return { name, dims, dataType, rawData: bytesOf(data) };
 }
 
@@ -72,7 +82,11 @@ export class GraphBuilder {
     const key = `i64:${dims}:${values}`;
     let name = this.constants.get(key);
     if (!name) {
-      name = this.initializer(`const_${values.join('_').replaceAll('-', 'm')}`, dims, BigInt64Array.from(values, BigInt));
+      name = this.initializer(
+        `const_${values.join('_').replaceAll('-', 'm')}`,
+        dims,
+        BigInt64Array.from(values, BigInt),
+      );
       this.constants.set(key, name);
     }
     return name;
@@ -89,8 +103,17 @@ export class GraphBuilder {
   }
 
   /** Adds a node; returns its output names. An empty-string input means "optional input omitted". */
-  node(opType: string, inputs: string[], outputHint: string, attributes: Record<string, AttributeValue> = {}, outputCount = 1, domain = ''): string[] {
-    const outputs = Array.from({ length: outputCount }, (_, i) => this.unique(outputCount === 1 ? outputHint : `${outputHint}_${i}`));
+  node(
+    opType: string,
+    inputs: string[],
+    outputHint: string,
+    attributes: Record<string, AttributeValue> = {},
+    outputCount = 1,
+    domain = '',
+  ): string[] {
+    const outputs = Array.from({ length: outputCount }, (_, i) =>
+      this.unique(outputCount === 1 ? outputHint : `${outputHint}_${i}`),
+    );
     this.nodes.push({
       opType,
       domain,
@@ -108,7 +131,12 @@ export class GraphBuilder {
   }
 
   /** Adds a node whose outputs carry exactly the given names (graph outputs). */
-  nodeNamed(opType: string, inputs: string[], outputs: string[], attributes: Record<string, AttributeValue> = {}): void {
+  nodeNamed(
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attributes: Record<string, AttributeValue> = {},
+  ): void {
     for (const output of outputs) this.usedNames.add(output);
     this.nodes.push({
       opType,

@@ -43,7 +43,12 @@ export function packSparseInitializers(model: ModelProto): PackReport {
     sparse.push({
       dims: tensor.dims,
       values: { name: tensor.name, dims: [nonZero], dataType: int8Type, rawData: new Uint8Array(nonZeroValues.buffer) },
-      indices: { name: `${tensor.name}_indices`, dims: [nonZero], dataType: onnx.TensorProto.DataType.INT32, rawData: new Uint8Array(indices.buffer) },
+      indices: {
+        name: `${tensor.name}_indices`,
+        dims: [nonZero],
+        dataType: onnx.TensorProto.DataType.INT32,
+        rawData: new Uint8Array(indices.buffer),
+      },
     });
     report.packedTensors++;
     report.denseBytes += values.length;

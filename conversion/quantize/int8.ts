@@ -21,7 +21,11 @@ function quantize(value: number, scale: number): number {
 /**
  * Quantizes a torch Linear weight [out, in] into the MatMul layout [in, out] with one scale per output channel.
  */
-export function quantizeLinearWeightTransposed(weight: Float32Array, outFeatures: number, inFeatures: number): QuantizedMatrix {
+export function quantizeLinearWeightTransposed(
+  weight: Float32Array,
+  outFeatures: number,
+  inFeatures: number,
+): QuantizedMatrix {
   const scales = new Float32Array(outFeatures);
   const values = new Int8Array(inFeatures * outFeatures);
   for (let o = 0; o < outFeatures; o++) {

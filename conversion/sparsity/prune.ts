@@ -7,7 +7,14 @@ import { matchesAny, type PruningRecipe } from './recipe.js';
  * elements are zero. Blocks are `blockRows x blockCols`; a block's score is the avg or max of its |w|.
  * Already-zero weights stay zero (Prune OFA checkpoints arrive sparse).
  */
-export function magnitudePrune(data: Float32Array, rows: number, cols: number, sparsity: number, blockDims: [number, number] = [1, 1], pooling: 'avg' | 'max' = 'avg'): void {
+export function magnitudePrune(
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  sparsity: number,
+  blockDims: [number, number] = [1, 1],
+  pooling: 'avg' | 'max' = 'avg',
+): void {
   const [blockRows, blockCols] = blockDims;
   if (rows % blockRows !== 0 || cols % blockCols !== 0) {
     throw new Error(`a [${rows}, ${cols}] weight cannot be split into ${blockRows}x${blockCols} blocks`);

@@ -32,8 +32,21 @@ const scheduleKeys = [
   'prune_layer_types',
 ];
 const pruningKeys = new Set([...scheduleKeys, 'pruning_fn', 'pruning_fn_default_kwargs', 'not_to_prune']);
-const pruningKwargs = new Set(['initial_sparsity', 'target_sparsity', 'threshold_decay', 'block_dims', 'pooling_type', 'fast_threshold']);
-const quantizationKeys = new Set(['quantization_begin', 'not_to_quantize', 'not_to_requantize_output', 'quantization_end', 'mode']);
+const pruningKwargs = new Set([
+  'initial_sparsity',
+  'target_sparsity',
+  'threshold_decay',
+  'block_dims',
+  'pooling_type',
+  'fast_threshold',
+]);
+const quantizationKeys = new Set([
+  'quantization_begin',
+  'not_to_quantize',
+  'not_to_requantize_output',
+  'quantization_end',
+  'mode',
+]);
 
 /** Module-name fragments kept fp32 by default: the task heads are tiny, and the recipes keep them out of compression. */
 export const defaultQuantizationRecipe: QuantizationRecipe = {
@@ -50,20 +63,25 @@ function readRecipeFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw new ConversionError(path, `recipe is not valid JSON: ${(error as Error).message}`);
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConversionError(path, 'recipe must be a JSON object');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConversionError(path, 'recipe must be a JSON object');
   return raw as Record<string, unknown>;
 }
 
 function rejectUnknown(path: string, raw: Record<string, unknown>, known: Set<string>, where: string): void {
   const unknown = Object.keys(raw).filter((key) => !known.has(key));
   if (unknown.length) {
-    throw new ConversionError(path, `unknown recipe key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} in ${where}; known: ${[...known].join(', ')}`);
+    throw new ConversionError(
+      path,
+      `unknown recipe key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} in ${where}; known: ${[...known].join(', ')}`,
+    );
   }
 }
 
 function stringList(path: string, value: unknown, key: string): string[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new ConversionError(path, `"${key}" must be a list of strings`);
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
+    throw new ConversionError(path, `"${key}" must be a list of strings`);
   return value as string[];
 }
 
@@ -73,30 +91,55 @@ export function parsePruningRecipe(path: string, overrideSparsity?: number): Pru
   const kwargs = (raw.pruning_fn_default_kwargs ?? {}) as Record<string, unknown>;
   rejectUnknown(path, kwargs, pruningKwargs, '"pruning_fn_default_kwargs"');
   const pruningFn = raw.pruning_fn;
-  if (pruningFn !== 'unstructured_magnitude' && pruningFn !== 'block_structured_magnitude' && pruningFn !== 'pattern_lock') {
-    throw new ConversionError(path, `"pruning_fn" ${JSON.stringify(pruningFn)} is not supported; use unstructured_magnitude, block_structured_magnitude or pattern_lock`);
+  if (
+    pruningFn !== 'unstructured_magnitude' &&
+    pruningFn !== 'block_structured_magnitude' &&
+    pruningFn !== 'pattern_lock'
+  ) {
+    throw new ConversionError(
+      path,
+      `"pruning_fn" ${JSON.stringify(pruningFn)} is not supported; use unstructured_magnitude, block_structured_magnitude or pattern_lock`,
+    );
   }
   const targetSparsity = overrideSparsity ?? (kwargs.target_sparsity as number | undefined) ?? 0;
   if (typeof targetSparsity !== 'number' || !(targetSparsity >= 0 && targetSparsity < 1)) {
-    throw new ConversionError(path, `"target_sparsity" must be a number in [0, 1), got ${JSON.stringify(targetSparsity)}`);
+    throw new ConversionError(
+      path,
+      `"target_sparsity" must be a number in [0, 1), got ${JSON.stringify(targetSparsity)}`,
+    );
   }
-  if (pruningFn !== 'pattern_lock' && targetSparsity === 0) throw new ConversionError(path, '"pruning_fn_default_kwargs.target_sparsity" is required');
+  if (pruningFn !== 'pattern_lock' && targetSparsity === 0)
+    throw new ConversionError(path, '"pruning_fn_default_kwargs.target_sparsity" is required');
   let blockDims: [number, number] = [1, 1];
   if (pruningFn === 'block_structured_magnitude') {
     const dims = kwargs.block_dims ?? [1, 4];
     const pair = typeof dims === 'number' ? [1, dims] : dims;
     if (!Array.isArray(pair) || pair.length !== 2 || pair.some((d) => !Number.isInteger(d) || d < 1)) {
-      throw new ConversionError(path, `"block_dims" must be [rows, cols] of positive integers, got ${JSON.stringify(dims)}`);
+      throw new ConversionError(
+        path,
+        `"block_dims" must be [rows, cols] of positive integers, got ${JSON.stringify(dims)}`,
+      );
     }
     blockDims = pair as [number, number];
   }
   const poolingType = (kwargs.pooling_type as string | undefined) ?? 'avg';
-  if (poolingType !== 'avg' && poolingType !== 'max') throw new ConversionError(path, `"pooling_type" must be avg or max`);
+  if (poolingType !== 'avg' && poolingType !== 'max')
+    throw new ConversionError(path, `"pooling_type" must be avg or max`);
   const layerTypes = raw.prune_layer_types as Record<string, unknown> | undefined;
   if (layerTypes && Object.keys(layerTypes).some((t) => t !== 'Linear' && t !== 'QuantizedLinear')) {
-    throw new ConversionError(path, `"prune_layer_types" may only name Linear and QuantizedLinear (embeddings are never pruned here)`);
+    throw new ConversionError(
+      path,
+      `"prune_layer_types" may only name Linear and QuantizedLinear (embeddings are never pruned here)`,
+    );
   }
-  return { pruningFn, targetSparsity, blockDims, poolingType, notToPrune: stringList(path, raw.not_to_prune, 'not_to_prune'), source: raw };
+  return {
+    pruningFn,
+    targetSparsity,
+    blockDims,
+    poolingType,
+    notToPrune: stringList(path, raw.not_to_prune, 'not_to_prune'),
+    source: raw,
+  };
 }
 
 export function parseQuantizationRecipe(path: string): QuantizationRecipe {

@@ -37,7 +37,8 @@ type Outputs = Record<string, { dims: number[]; data: Float32Array | Float64Arra
 function feeds(batch: SampleBatch, names: string[]): Record<string, ort.Tensor> {
   const rows = batch.inputIds.length;
   const length = batch.inputIds[0].length;
-  const tensor = (values: number[][]) => new ort.Tensor('int64', BigInt64Array.from(values.flat(), BigInt), [rows, length]);
+  const tensor = (values: number[][]) =>
+    new ort.Tensor('int64', BigInt64Array.from(values.flat(), BigInt), [rows, length]);
   const all: Record<string, ort.Tensor> = {
     input_ids: tensor(batch.inputIds),
     attention_mask: tensor(batch.attentionMask),
@@ -49,7 +50,9 @@ function feeds(batch: SampleBatch, names: string[]): Record<string, ort.Tensor> 
 export async function runOnnx(session: ort.InferenceSession, batch: SampleBatch, spec: ModelSpec): Promise<Outputs> {
   const { inputs, outputs } = graphSignature(spec);
   const result = await session.run(feeds(batch, inputs));
-  return Object.fromEntries(outputs.map((name) => [name, { dims: [...result[name].dims], data: result[name].data as Float32Array }]));
+  return Object.fromEntries(
+    outputs.map((name) => [name, { dims: [...result[name].dims], data: result[name].data as Float32Array }]),
+  );
 }
 
 function maxAbsDiff(a: Outputs, b: Outputs): number {
@@ -97,7 +100,14 @@ function argmax(data: ArrayLike<number>, from: number, count: number, allowed?: 
   return best;
 }
 
-function bestSpan(start: ArrayLike<number>, end: ArrayLike<number>, from: number, length: number, mask: number[], maxAnswer = 30): string {
+function bestSpan(
+  start: ArrayLike<number>,
+  end: ArrayLike<number>,
+  from: number,
+  length: number,
+  mask: number[],
+  maxAnswer = 30,
+): string {
   let best = '';
   let bestScore = -Infinity;
   for (let s = 0; s < length; s++) {
@@ -114,7 +124,12 @@ function bestSpan(start: ArrayLike<number>, end: ArrayLike<number>, from: number
   return best;
 }
 
-function agreement(spec: ModelSpec, dense: Outputs, int8: Outputs, batch: SampleBatch): { argmax: number; span?: number } {
+function agreement(
+  spec: ModelSpec,
+  dense: Outputs,
+  int8: Outputs,
+  batch: SampleBatch,
+): { argmax: number; span?: number } {
   const rows = batch.inputIds.length;
   const length = batch.inputIds[0].length;
   let same = 0;
@@ -124,10 +139,15 @@ function agreement(spec: ModelSpec, dense: Outputs, int8: Outputs, batch: Sample
     for (let r = 0; r < rows; r++) {
       const attended = (i: number) => batch.attentionMask[r][i] === 1;
       for (const name of ['start_logits', 'end_logits']) {
-        same += argmax(dense[name].data, r * length, length, attended) === argmax(int8[name].data, r * length, length, attended) ? 1 : 0;
+        same +=
+          argmax(dense[name].data, r * length, length, attended) ===
+          argmax(int8[name].data, r * length, length, attended)
+            ? 1
+            : 0;
         total++;
       }
-      const spanOf = (o: Outputs) => bestSpan(o.start_logits.data, o.end_logits.data, r * length, length, batch.attentionMask[r]);
+      const spanOf = (o: Outputs) =>
+        bestSpan(o.start_logits.data, o.end_logits.data, r * length, length, batch.attentionMask[r]);
       spans += spanOf(dense) === spanOf(int8) ? 1 : 0;
     }
     return { argmax: same / total, span: spans / rows };
@@ -152,7 +172,14 @@ export interface VerifyInputs {
 }
 
 /** Dense ONNX vs the TypeScript reference on the same weights; int8 ONNX vs dense ONNX on more, longer rows. */
-export async function verifyArtifacts({ spec, model, denseOnnx, int8Onnx, tolerances, seed }: VerifyInputs): Promise<VerificationReport> {
+export async function verifyArtifacts({
+  spec,
+  model,
+  denseOnnx,
+  int8Onnx,
+  tolerances,
+  seed,
+}: VerifyInputs): Promise<VerificationReport> {
   const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 2 };
   const dense = await ort.InferenceSession.create(denseOnnx, options);
   const int8 = await ort.InferenceSession.create(int8Onnx, options);
@@ -180,7 +207,13 @@ export async function verifyArtifacts({ spec, model, denseOnnx, int8Onnx, tolera
     const densePassed = referenceDiff <= tolerances.denseMaxAbs;
     const int8Passed = minCosine >= tolerances.int8MinCosine;
     return {
-      denseVsReference: { rows: 2, sequenceLength: small.inputIds[0].length, maxAbsDiff: referenceDiff, tolerance: tolerances.denseMaxAbs, passed: densePassed },
+      denseVsReference: {
+        rows: 2,
+        sequenceLength: small.inputIds[0].length,
+        maxAbsDiff: referenceDiff,
+        tolerance: tolerances.denseMaxAbs,
+        passed: densePassed,
+      },
       int8VsDense: {
         rows: 8,
         sequenceLength: large.inputIds[0].length,

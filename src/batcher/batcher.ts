@@ -82,7 +82,13 @@ export class Batcher<Result> {
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<Result[]>((resolve, reject) => {
-      const request: Request<Result> = { results: new Array(rows.length), remaining: rows.length, settled: false, resolve, reject };
+      const request: Request<Result> = {
+        results: new Array(rows.length),
+        remaining: rows.length,
+        settled: false,
+        resolve,
+        reject,
+      };
       const now = performance.now();
       rows.forEach((row, index) => this.queue.push({ row, enqueuedAt: now, request, index }));
       this.observer.depthChanged?.(this.queue.length);
@@ -137,7 +143,8 @@ export class Batcher<Result> {
     }
     while (this.idleRunners.length && this.queue.length) {
       const waitedMs = performance.now() - this.queue[0].enqueuedAt;
-      const full = this.queue.length >= this.limits.maxBatchSize || this.paddedTokensOfAll() >= this.limits.maxBatchTokens;
+      const full =
+        this.queue.length >= this.limits.maxBatchSize || this.paddedTokensOfAll() >= this.limits.maxBatchTokens;
       if (!full && !this.draining && waitedMs < this.limits.maxBatchDelayMs) {
         this.timer = setTimeout(() => this.schedule(), this.limits.maxBatchDelayMs - waitedMs);
         return;
@@ -157,7 +164,11 @@ export class Batcher<Result> {
     const [first, ...rest] = this.queue;
     const lookahead = rest.slice(0, this.limits.maxBatchSize * lookaheadFactor);
     const firstLength = first.row.ids.length;
-    lookahead.sort((a, b) => Math.abs(a.row.ids.length - firstLength) - Math.abs(b.row.ids.length - firstLength) || a.enqueuedAt - b.enqueuedAt);
+    lookahead.sort(
+      (a, b) =>
+        Math.abs(a.row.ids.length - firstLength) - Math.abs(b.row.ids.length - firstLength) ||
+        a.enqueuedAt - b.enqueuedAt,
+    );
     const chosen = [first];
     let longest = firstLength;
     for (const candidate of lookahead) {

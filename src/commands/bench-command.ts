@@ -30,7 +30,8 @@ export async function benchCommand(args: string[]): Promise<void> {
   });
   const modelDir = positionals[0];
   if (!modelDir || positionals.length > 1) throw new UsageError('bench takes one converted model folder', benchUsage);
-  if (!existsSync(join(modelDir, 'manifest.json'))) throw new UsageError(`${modelDir} has no manifest.json; convert a checkpoint first`, benchUsage);
+  if (!existsSync(join(modelDir, 'manifest.json')))
+    throw new UsageError(`${modelDir} has no manifest.json; convert a checkpoint first`, benchUsage);
   console.log(tableHeader);
   const result = await benchModelLatency({
     modelDir,
@@ -42,6 +43,8 @@ export async function benchCommand(args: string[]): Promise<void> {
     log: (line) => console.log(line),
   });
   const env = result.environment;
-  console.log(`\n${env.model} (${env.architecture}), ${env.cpu}, ${env.cores} cores, onnxruntime-node ${(env.onnxruntime as { node: string }).node}`);
+  console.log(
+    `\n${env.model} (${env.architecture}), ${env.cpu}, ${env.cores} cores, onnxruntime-node ${(env.onnxruntime as { node: string }).node}`,
+  );
   if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');
 }

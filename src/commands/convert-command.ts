@@ -46,12 +46,14 @@ export function parseConvertArgs(args: string[], env: NodeJS.ProcessEnv, log: (l
       seed: { type: 'string' },
     },
   });
-  if (positionals.length !== 1) throw new UsageError('convert takes exactly one checkpoint directory or Hub model id', convertUsage);
+  if (positionals.length !== 1)
+    throw new UsageError('convert takes exactly one checkpoint directory or Hub model id', convertUsage);
   const source = positionals[0];
   const name = values.name ?? basename(source.replace(/\/+$/, ''));
   const modelsDir = values['models-dir'] ?? env.MODELS_DIR ?? 'models';
   const sparsity = numberFlag(values.sparsity, '--sparsity', { min: 0, maxExclusive: 1 });
-  if (sparsity !== undefined && !values.prune) throw new UsageError('--sparsity needs --prune <recipe.json>', convertUsage);
+  if (sparsity !== undefined && !values.prune)
+    throw new UsageError('--sparsity needs --prune <recipe.json>', convertUsage);
   return {
     source,
     outputDir: values.output ?? join(modelsDir, name),
@@ -67,7 +69,11 @@ export function parseConvertArgs(args: string[], env: NodeJS.ProcessEnv, log: (l
     quantizationRecipePath: values['quantization-recipe'],
     quantizeWordEmbeddings: !values['fp32-word-embeddings'],
     maxSequenceLength: numberFlag(values['max-seq-len'], '--max-seq-len', { min: 1, integer: true }),
-    tolerances: { ...defaultTolerances, int8MinCosine: numberFlag(values['int8-min-cosine'], '--int8-min-cosine', { min: -1 }) ?? defaultTolerances.int8MinCosine },
+    tolerances: {
+      ...defaultTolerances,
+      int8MinCosine:
+        numberFlag(values['int8-min-cosine'], '--int8-min-cosine', { min: -1 }) ?? defaultTolerances.int8MinCosine,
+    },
     seed: numberFlag(values.seed, '--seed', { integer: true }) ?? 7,
     log,
   };

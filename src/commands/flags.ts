@@ -9,7 +9,11 @@ export class UsageError extends Error {
   }
 }
 
-export function numberFlag(value: string | undefined, flag: string, limits: { min?: number; maxExclusive?: number; integer?: boolean } = {}): number | undefined {
+export function numberFlag(
+  value: string | undefined,
+  flag: string,
+  limits: { min?: number; maxExclusive?: number; integer?: boolean } = {},
+): number | undefined {
   if (value === undefined) return undefined;
   const parsed = Number(value);
   const bad =
@@ -19,8 +23,16 @@ export function numberFlag(value: string | undefined, flag: string, limits: { mi
     (limits.min !== undefined && parsed < limits.min) ||
     (limits.maxExclusive !== undefined && parsed >= limits.maxExclusive);
   if (bad) {
-    const range = [limits.min !== undefined ? `>= ${limits.min}` : '', limits.maxExclusive !== undefined ? `< ${limits.maxExclusive}` : ''].filter(Boolean).join(' and ');
-    throw new UsageError(`${flag} must be ${limits.integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got "${value}"`, '');
+    const range = [
+      limits.min !== undefined ? `>= ${limits.min}` : '',
+      limits.maxExclusive !== undefined ? `< ${limits.maxExclusive}` : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    throw new UsageError(
+      `${flag} must be ${limits.integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got "${value}"`,
+      '',
+    );
   }
   return parsed;
 }

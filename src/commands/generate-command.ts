@@ -48,18 +48,23 @@ export function generateCommand(args: string[]): void {
   if (!preset) throw new UsageError(`--size must be one of ${Object.keys(dimensionPresets).join(', ')}`, generateUsage);
   const task = tasks[values.task];
   if (!task) throw new UsageError('--task must be qa, classification or ner', generateUsage);
-  if (values.family !== 'bert' && values.family !== 'distilbert') throw new UsageError('--family must be bert or distilbert', generateUsage);
-  if (values.format !== 'safetensors' && values.format !== 'pytorch') throw new UsageError('--format must be safetensors or pytorch', generateUsage);
+  if (values.family !== 'bert' && values.family !== 'distilbert')
+    throw new UsageError('--family must be bert or distilbert', generateUsage);
+  if (values.format !== 'safetensors' && values.format !== 'pytorch')
+    throw new UsageError('--format must be safetensors or pytorch', generateUsage);
   const int = (value: string | undefined, flag: string) => numberFlag(value, flag, { min: 1, integer: true });
   const dims = {
     hiddenSize: int(values.hidden, '--hidden') ?? preset.hiddenSize,
     // DistilBERT keeps every other layer of its teacher: 6 for the base size.
-    numLayers: int(values.layers, '--layers') ?? (values.family === 'distilbert' && values.size !== 'tiny' ? preset.numLayers / 2 : preset.numLayers),
+    numLayers:
+      int(values.layers, '--layers') ??
+      (values.family === 'distilbert' && values.size !== 'tiny' ? preset.numLayers / 2 : preset.numLayers),
     numHeads: int(values.heads, '--heads') ?? preset.numHeads,
     intermediateSize: int(values.intermediate, '--intermediate') ?? preset.intermediateSize,
     maxPositions: preset.maxPositions,
   };
-  if (dims.hiddenSize % dims.numHeads !== 0) throw new UsageError('--hidden must be divisible by --heads', generateUsage);
+  if (dims.hiddenSize % dims.numHeads !== 0)
+    throw new UsageError('--hidden must be divisible by --heads', generateUsage);
   const dir = generateCheckpoint({
     outDir: values.out,
     family: values.family as Family,

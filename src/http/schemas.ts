@@ -25,7 +25,13 @@ const qaOptions = {
 } as const;
 
 /** `if inputs then … else question+context required` gives "body must have required property 'question'". */
-function taskBody(single: object, options: object, itemSchema: object, inputsSchema: object, requiredWithoutInputs: string[]) {
+function taskBody(
+  single: object,
+  options: object,
+  itemSchema: object,
+  inputsSchema: object,
+  requiredWithoutInputs: string[],
+) {
   return {
     type: ['object', 'array'],
     minItems: 1,
@@ -76,7 +82,13 @@ const nerOptions = {
   ignore_labels: { type: 'array', items: { type: 'string' }, maxItems: 100 },
 } as const;
 
-export const nerBody = taskBody({ text }, nerOptions, text, { anyOf: [text, { type: 'array', items: text, minItems: 1, maxItems: maxInputs }] }, ['text']);
+export const nerBody = taskBody(
+  { text },
+  nerOptions,
+  text,
+  { anyOf: [text, { type: 'array', items: text, minItems: 1, maxItems: maxInputs }] },
+  ['text'],
+);
 
 export interface TaskBody {
   model?: string;
@@ -86,10 +98,15 @@ export interface TaskBody {
 }
 
 /** The inputs of any accepted body form, and whether the answer is a list (array or list-of-inputs forms). */
-export function bodyInputs<T>(body: TaskBody | unknown[], fromObject: (body: TaskBody) => T): { inputs: T[]; isList: boolean } {
+export function bodyInputs<T>(
+  body: TaskBody | unknown[],
+  fromObject: (body: TaskBody) => T,
+): { inputs: T[]; isList: boolean } {
   if (Array.isArray(body)) return { inputs: body as T[], isList: true };
   if (body.inputs !== undefined) {
-    return Array.isArray(body.inputs) ? { inputs: body.inputs as T[], isList: true } : { inputs: [body.inputs as T], isList: false };
+    return Array.isArray(body.inputs)
+      ? { inputs: body.inputs as T[], isList: true }
+      : { inputs: [body.inputs as T], isList: false };
   }
   return { inputs: [fromObject(body)], isList: false };
 }

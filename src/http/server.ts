@@ -28,12 +28,26 @@ export interface RouteContext {
 }
 
 /** Maps every failure to a status code; client mistakes are 4xx with a message naming the field, never 500. */
-function classifyError(error: FastifyError | Error, timeoutMs: number): { status: number; message: string; reason?: RejectionReason; retryAfter?: number } {
+function classifyError(
+  error: FastifyError | Error,
+  timeoutMs: number,
+): { status: number; message: string; reason?: RejectionReason; retryAfter?: number } {
   if ('validation' in error && error.validation) return { status: 400, message: error.message, reason: 'invalid' };
   if (error instanceof RequestError) return { status: error.status, message: error.message, reason: error.reason };
-  if (error instanceof QueueFullError) return { status: 429, message: `${error.message}; retry after ${error.retryAfterSeconds} s`, reason: 'queue_full', retryAfter: error.retryAfterSeconds };
+  if (error instanceof QueueFullError)
+    return {
+      status: 429,
+      message: `${error.message}; retry after ${error.retryAfterSeconds} s`,
+      reason: 'queue_full',
+      retryAfter: error.retryAfterSeconds,
+    };
   if (error instanceof DrainingError) return { status: 503, message: error.message, reason: 'draining' };
-  if (error.name === 'TimeoutError') return { status: 504, message: `the request did not finish within its ${timeoutMs} ms deadline`, reason: 'deadline' };
+  if (error.name === 'TimeoutError')
+    return {
+      status: 504,
+      message: `the request did not finish within its ${timeoutMs} ms deadline`,
+      reason: 'deadline',
+    };
   if (error instanceof ClientGoneError) return { status: 499, message: error.message, reason: 'client_gone' };
   const status = (error as FastifyError).statusCode;
   if (status && status >= 400 && status < 500) return { status, message: error.message, reason: 'invalid' };
@@ -51,7 +65,10 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const { status, message, reason, retryAfter } = classifyError(error as FastifyError, ctx.config.limits.requestTimeoutMs);
+    const { status, message, reason, retryAfter } = classifyError(
+      error as FastifyError,
+      ctx.config.limits.requestTimeoutMs,
+    );
     if (reason) ctx.metrics.rejections.inc({ model: request.modelName ?? '', reason });
     if (status >= 500 && status !== 503 && status !== 504) request.log.error({ err: error }, 'request failed');
     if (retryAfter) reply.header('Retry-After', String(retryAfter));
@@ -60,7 +77,11 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.modelName ?? '', status: String(reply.statusCode) };
+    const labels = {
+      route: request.routeOptions.url ?? 'unmatched',
+      model: request.modelName ?? '',
+      status: String(reply.statusCode),
+    };
     ctx.metrics.requests.inc(labels);
     ctx.metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
   });

@@ -20,7 +20,13 @@ export class OnnxRunner {
     private readonly tokenLevel: boolean,
   ) {}
 
-  static async create(path: string, signature: { inputs: string[]; outputs: string[] }, tokenLevel: boolean, padId: number, settings: SessionSettings): Promise<OnnxRunner> {
+  static async create(
+    path: string,
+    signature: { inputs: string[]; outputs: string[] },
+    tokenLevel: boolean,
+    padId: number,
+    settings: SessionSettings,
+  ): Promise<OnnxRunner> {
     const session = await ort.InferenceSession.create(path, {
       graphOptimizationLevel: 'all',
       intraOpNumThreads: settings.threads,

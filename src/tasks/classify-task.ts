@@ -18,12 +18,22 @@ export function labelScores(logits: ArrayLike<number>, labels: string[]): LabelS
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
   let sum = 0;
-  const exp = Array.from({ length: logits.length }, (_, i) => ((sum += Math.exp(logits[i] - max)), Math.exp(logits[i] - max)));
-  return exp.map((value, i) => ({ label: labels[i] ?? `LABEL_${i}`, score: value / sum })).sort((a, b) => b.score - a.score);
+  const exp = Array.from(
+    { length: logits.length },
+    (_, i) => ((sum += Math.exp(logits[i] - max)), Math.exp(logits[i] - max)),
+  );
+  return exp
+    .map((value, i) => ({ label: labels[i] ?? `LABEL_${i}`, score: value / sum }))
+    .sort((a, b) => b.score - a.score);
 }
 
 /** Single sentences and pairs (GLUE style: [CLS] a [SEP] b [SEP], token types 0/1). Shared by server and evaluation. */
-export async function classify(model: ServedModel, input: ClassifyInput, topK: number, context: RunContext = {}): Promise<LabelScore[]> {
+export async function classify(
+  model: ServedModel,
+  input: ClassifyInput,
+  topK: number,
+  context: RunContext = {},
+): Promise<LabelScore[]> {
   const { tokenizer, manifest } = model;
   const row = timed(
     (seconds) => context.metrics?.tokenization.observe({ task: 'text-classification' }, seconds),
@@ -31,7 +41,8 @@ export async function classify(model: ServedModel, input: ClassifyInput, topK: n
       const first = tokenizer.tokenize(input.text).ids;
       const second = input.textPair !== undefined ? tokenizer.tokenize(input.textPair).ids : undefined;
       const ids = [tokenizer.clsId, ...first, tokenizer.sepId, ...(second ? [...second, tokenizer.sepId] : [])];
-      if (ids.length > manifest.maxSequenceLength) throw inputTooLong(second ? 'text + text_pair' : 'text', ids.length, manifest.maxSequenceLength);
+      if (ids.length > manifest.maxSequenceLength)
+        throw inputTooLong(second ? 'text + text_pair' : 'text', ids.length, manifest.maxSequenceLength);
       const typeIds = ids.map((_, i) => (i < first.length + 2 ? 0 : 1));
       return { ids, typeIds };
     },

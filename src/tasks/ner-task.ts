@@ -9,17 +9,26 @@ export interface NerOptions {
 }
 
 /** Token classification with entity aggregation and character offsets. Shared by server and evaluation. */
-export async function recognizeEntities(model: ServedModel, text: string, options: NerOptions, context: RunContext = {}): Promise<Entity[]> {
+export async function recognizeEntities(
+  model: ServedModel,
+  text: string,
+  options: NerOptions,
+  context: RunContext = {},
+): Promise<Entity[]> {
   const { tokenizer, manifest } = model;
   const tokens = timed(
     (seconds) => context.metrics?.tokenization.observe({ task: 'token-classification' }, seconds),
     () => {
       const tokenized = tokenizer.tokenize(text);
-      if (tokenized.ids.length + 2 > manifest.maxSequenceLength) throw inputTooLong('text', tokenized.ids.length + 2, manifest.maxSequenceLength);
+      if (tokenized.ids.length + 2 > manifest.maxSequenceLength)
+        throw inputTooLong('text', tokenized.ids.length + 2, manifest.maxSequenceLength);
       return tokenized;
     },
   );
-  const [output] = await model.batcher.submit([{ ids: [tokenizer.clsId, ...tokens.ids, tokenizer.sepId] }], context.signal);
+  const [output] = await model.batcher.submit(
+    [{ ids: [tokenizer.clsId, ...tokens.ids, tokenizer.sepId] }],
+    context.signal,
+  );
   return timed(
     (seconds) => context.metrics?.postprocessing.observe({ task: 'token-classification' }, seconds),
     () => {
@@ -29,7 +38,10 @@ export async function recognizeEntities(model: ServedModel, text: string, option
         logits: output.logits.subarray((i + 1) * labelCount, (i + 2) * labelCount),
         tokenId,
         // Like Hugging Face, an unknown token is shown as the text it stands for.
-        token: tokenId === tokenizer.unkId ? text.slice(tokens.offsets[i][0], tokens.offsets[i][1]) : (tokenizer.idToToken(tokenId) ?? ''),
+        token:
+          tokenId === tokenizer.unkId
+            ? text.slice(tokens.offsets[i][0], tokens.offsets[i][1])
+            : (tokenizer.idToToken(tokenId) ?? ''),
         start: tokens.offsets[i][0],
         end: tokens.offsets[i][1],
         isSubword: i > 0 && tokens.wordIds[i] === tokens.wordIds[i - 1],

@@ -20,13 +20,24 @@ export interface QaOptions {
   maxWindows: number;
 }
 
-export const defaultQaOptions: Omit<QaOptions, 'maxWindows'> = { topK: 1, maxAnswerLen: 15, docStride: 128, maxQuestionLen: 64, handleImpossibleAnswer: false };
+export const defaultQaOptions: Omit<QaOptions, 'maxWindows'> = {
+  topK: 1,
+  maxAnswerLen: 15,
+  docStride: 128,
+  maxQuestionLen: 64,
+  handleImpossibleAnswer: false,
+};
 
 /**
  * Question answering over contexts of any length: overlapping windows (doc stride), every window of the request
  * queued together so they can share a batch, best span over all windows. Shared by the server and evaluation.
  */
-export async function answerQuestion(model: ServedModel, input: QaInput, options: QaOptions, context: RunContext = {}): Promise<QaAnswer[]> {
+export async function answerQuestion(
+  model: ServedModel,
+  input: QaInput,
+  options: QaOptions,
+  context: RunContext = {},
+): Promise<QaAnswer[]> {
   const { tokenizer, manifest } = model;
   const maxSeqLen = Math.min(options.maxSeqLen ?? manifest.maxSequenceLength, manifest.maxSequenceLength);
   const prepared = timed(
@@ -35,8 +46,16 @@ export async function answerQuestion(model: ServedModel, input: QaInput, options
       const questionTokens = tokenizer.tokenize(input.question);
       const contextTokens = tokenizer.tokenize(input.context);
       const maxQuestionLen = Math.min(options.maxQuestionLen, maxSeqLen - 4);
-      const docStride = Math.min(options.docStride, Math.max(0, maxSeqLen - 3 - Math.min(questionTokens.ids.length, maxQuestionLen) - 1));
-      const windows = buildQaWindows(questionTokens, contextTokens, { cls: tokenizer.clsId, sep: tokenizer.sepId, pad: tokenizer.padId }, { maxSeqLen, docStride, maxQuestionLen });
+      const docStride = Math.min(
+        options.docStride,
+        Math.max(0, maxSeqLen - 3 - Math.min(questionTokens.ids.length, maxQuestionLen) - 1),
+      );
+      const windows = buildQaWindows(
+        questionTokens,
+        contextTokens,
+        { cls: tokenizer.clsId, sep: tokenizer.sepId, pad: tokenizer.padId },
+        { maxSeqLen, docStride, maxQuestionLen },
+      );
       return { contextTokens, windows };
     },
   );
@@ -55,7 +74,11 @@ export async function answerQuestion(model: ServedModel, input: QaInput, options
         prepared.contextTokens,
         prepared.windows,
         outputs.map((output) => ({ start: output.start_logits, end: output.end_logits })),
-        { topK: options.topK, maxAnswerLen: options.maxAnswerLen, handleImpossibleAnswer: options.handleImpossibleAnswer },
+        {
+          topK: options.topK,
+          maxAnswerLen: options.maxAnswerLen,
+          handleImpossibleAnswer: options.handleImpossibleAnswer,
+        },
       ),
   );
 }

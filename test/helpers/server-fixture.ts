@@ -28,12 +28,18 @@ export function plantedQaCheckpoint(root: string, needle: string): string {
   }
   const direction = Float32Array.from({ length: hidden }, (_, i) => (i % 2 ? 1 : -1));
   const needleId = BertTokenizer.fromFiles(dir).tokenize(needle).ids[0];
-  tensors.get('bert.embeddings.word_embeddings.weight')!.data.set(direction.map((v) => v * 10), needleId * hidden);
+  tensors.get('bert.embeddings.word_embeddings.weight')!.data.set(
+    direction.map((v) => v * 10),
+    needleId * hidden,
+  );
   const qa = tensors.get('qa_outputs.weight')!.data;
   qa.set(direction, 0);
   qa.set(direction, hidden);
   zero('qa_outputs.bias');
-  writeSafetensors(path, new Map([...tensors].map(([name, tensor]) => [name, { shape: tensor.shape, data: tensor.data }])));
+  writeSafetensors(
+    path,
+    new Map([...tensors].map(([name, tensor]) => [name, { shape: tensor.shape, data: tensor.data }])),
+  );
   return dir;
 }
 
@@ -41,8 +47,15 @@ export function plantedQaCheckpoint(root: string, needle: string): string {
 export async function prepareModels(root: string): Promise<string> {
   const modelsDir = join(root, 'models');
   await convert(convertOptions(plantedQaCheckpoint(root, 'zurich'), join(modelsDir, 'qa')));
-  await convert(convertOptions(tinyCheckpoint(root, 'ckpt-cls', 'bert', 'text-classification', { sparsity: 0.85 }), join(modelsDir, 'sst2')));
-  await convert(convertOptions(tinyCheckpoint(root, 'ckpt-ner', 'distilbert', 'token-classification'), join(modelsDir, 'conll')));
+  await convert(
+    convertOptions(
+      tinyCheckpoint(root, 'ckpt-cls', 'bert', 'text-classification', { sparsity: 0.85 }),
+      join(modelsDir, 'sst2'),
+    ),
+  );
+  await convert(
+    convertOptions(tinyCheckpoint(root, 'ckpt-ner', 'distilbert', 'token-classification'), join(modelsDir, 'conll')),
+  );
   return modelsDir;
 }
 
@@ -55,7 +68,11 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(modelsDir: string, overrides: (config: ServerConfig) => void = () => {}, warm = true): Promise<TestServer> {
+export async function startTestServer(
+  modelsDir: string,
+  overrides: (config: ServerConfig) => void = () => {},
+  warm = true,
+): Promise<TestServer> {
   const config = parseServerConfig(['--models-dir', modelsDir, '--log-level', 'silent'], {});
   overrides(config);
   const metrics = new ServerMetrics();

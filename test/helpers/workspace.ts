@@ -14,7 +14,13 @@ export function workspace(prefix: string): string {
   return dir;
 }
 
-export function tinyCheckpoint(root: string, name: string, family: Family, task: Task, extra: { format?: 'safetensors' | 'pytorch'; sparsity?: number; seed?: number } = {}): string {
+export function tinyCheckpoint(
+  root: string,
+  name: string,
+  family: Family,
+  task: Task,
+  extra: { format?: 'safetensors' | 'pytorch'; sparsity?: number; seed?: number } = {},
+): string {
   return generateCheckpoint({
     outDir: join(root, name),
     family,

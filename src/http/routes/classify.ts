@@ -7,18 +7,35 @@ import type { RouteContext } from '../server.js';
 
 type RawInput = string | { text: string; text_pair?: string };
 
-export const classifyRoutes = (ctx: RouteContext): FastifyPluginAsync => async (app) => {
-  for (const url of ['/classify', '/models/:model/classify']) {
-    app.post<{ Body: TaskBody | RawInput[]; Params: { model?: string } }>(url, { schema: { body: classifyBody, params: modelParams } }, async (request, reply) => {
-      const body = request.body;
-      const model = selectModel(ctx.registry, 'text-classification', request.params.model ?? bodyOption(body, 'model'), request.params.model ? 'path model' : 'model');
-      request.modelName = model.name;
-      const { inputs, isList } = bodyInputs<RawInput>(body, (b) => ({ text: b.text as string, text_pair: b.text_pair as string | undefined }));
-      const topK = bodyOption<number>(body, 'top_k') ?? 1;
-      const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
-      const toInput = (raw: RawInput): ClassifyInput => (typeof raw === 'string' ? { text: raw } : { text: raw.text, textPair: raw.text_pair });
-      const results = await mapInputs(inputs, (raw) => classify(model, toInput(raw), topK, { signal, metrics: ctx.metrics }));
-      return isList ? results : results[0];
-    });
-  }
-};
+export const classifyRoutes =
+  (ctx: RouteContext): FastifyPluginAsync =>
+  async (app) => {
+    for (const url of ['/classify', '/models/:model/classify']) {
+      app.post<{ Body: TaskBody | RawInput[]; Params: { model?: string } }>(
+        url,
+        { schema: { body: classifyBody, params: modelParams } },
+        async (request, reply) => {
+          const body = request.body;
+          const model = selectModel(
+            ctx.registry,
+            'text-classification',
+            request.params.model ?? bodyOption(body, 'model'),
+            request.params.model ? 'path model' : 'model',
+          );
+          request.modelName = model.name;
+          const { inputs, isList } = bodyInputs<RawInput>(body, (b) => ({
+            text: b.text as string,
+            text_pair: b.text_pair as string | undefined,
+          }));
+          const topK = bodyOption<number>(body, 'top_k') ?? 1;
+          const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
+          const toInput = (raw: RawInput): ClassifyInput =>
+            typeof raw === 'string' ? { text: raw } : { text: raw.text, textPair: raw.text_pair };
+          const results = await mapInputs(inputs, (raw) =>
+            classify(model, toInput(raw), topK, { signal, metrics: ctx.metrics }),
+          );
+          return isList ? results : results[0];
+        },
+      );
+    }
+  };

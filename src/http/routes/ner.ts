@@ -6,20 +6,33 @@ import { mapInputs, requestSignal } from '../request-signal.js';
 import { bodyInputs, bodyOption, modelParams, nerBody, type TaskBody } from '../schemas.js';
 import type { RouteContext } from '../server.js';
 
-export const nerRoutes = (ctx: RouteContext): FastifyPluginAsync => async (app) => {
-  for (const url of ['/ner', '/models/:model/ner']) {
-    app.post<{ Body: TaskBody | string[]; Params: { model?: string } }>(url, { schema: { body: nerBody, params: modelParams } }, async (request, reply) => {
-      const body = request.body;
-      const model = selectModel(ctx.registry, 'token-classification', request.params.model ?? bodyOption(body, 'model'), request.params.model ? 'path model' : 'model');
-      request.modelName = model.name;
-      const { inputs, isList } = bodyInputs<string>(body, (b) => b.text as string);
-      const options = {
-        aggregationStrategy: bodyOption<AggregationStrategy>(body, 'aggregation_strategy') ?? 'none',
-        ignoreLabels: bodyOption<string[]>(body, 'ignore_labels'),
-      };
-      const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
-      const results = await mapInputs(inputs, (text) => recognizeEntities(model, text, options, { signal, metrics: ctx.metrics }));
-      return isList ? results : results[0];
-    });
-  }
-};
+export const nerRoutes =
+  (ctx: RouteContext): FastifyPluginAsync =>
+  async (app) => {
+    for (const url of ['/ner', '/models/:model/ner']) {
+      app.post<{ Body: TaskBody | string[]; Params: { model?: string } }>(
+        url,
+        { schema: { body: nerBody, params: modelParams } },
+        async (request, reply) => {
+          const body = request.body;
+          const model = selectModel(
+            ctx.registry,
+            'token-classification',
+            request.params.model ?? bodyOption(body, 'model'),
+            request.params.model ? 'path model' : 'model',
+          );
+          request.modelName = model.name;
+          const { inputs, isList } = bodyInputs<string>(body, (b) => b.text as string);
+          const options = {
+            aggregationStrategy: bodyOption<AggregationStrategy>(body, 'aggregation_strategy') ?? 'none',
+            ignoreLabels: bodyOption<string[]>(body, 'ignore_labels'),
+          };
+          const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
+          const results = await mapInputs(inputs, (text) =>
+            recognizeEntities(model, text, options, { signal, metrics: ctx.metrics }),
+          );
+          return isList ? results : results[0];
+        },
+      );
+    }
+  };

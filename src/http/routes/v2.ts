@@ -64,9 +64,17 @@ function metadata(model: ServedModel) {
     name: model.name,
     versions: ['1'],
     platform: 'onnxruntime_onnx',
-    inputs: [...taskInputs[task].required, ...taskInputs[task].optional].map((name) => ({ name, datatype: 'BYTES', shape: [-1] })),
+    inputs: [...taskInputs[task].required, ...taskInputs[task].optional].map((name) => ({
+      name,
+      datatype: 'BYTES',
+      shape: [-1],
+    })),
     outputs: taskOutputs[task].map((output) => ({ ...output, shape: [-1] })),
-    parameters: { task, precision: model.precision, encoder_sparsity: model.manifest.sparsity.final.encoderLinearSparsity },
+    parameters: {
+      task,
+      precision: model.precision,
+      encoder_sparsity: model.manifest.sparsity.final.encoderLinearSparsity,
+    },
   };
 }
 
@@ -74,7 +82,11 @@ function readTexts(inputs: V2Tensor[], task: string): Record<string, string[]> {
   const spec = taskInputs[task];
   const byName = new Map(inputs.map((tensor) => [tensor.name, tensor]));
   for (const tensor of inputs) {
-    if (![...spec.required, ...spec.optional].includes(tensor.name)) throw new RequestError(400, `inputs: unexpected tensor "${tensor.name}"; this model takes ${[...spec.required, ...spec.optional].join(', ')}`);
+    if (![...spec.required, ...spec.optional].includes(tensor.name))
+      throw new RequestError(
+        400,
+        `inputs: unexpected tensor "${tensor.name}"; this model takes ${[...spec.required, ...spec.optional].join(', ')}`,
+      );
   }
   const texts: Record<string, string[]> = {};
   let count: number | undefined;
@@ -85,57 +97,117 @@ function readTexts(inputs: V2Tensor[], task: string): Record<string, string[]> {
       continue;
     }
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
-    if (elements !== tensor.data.length) throw new RequestError(400, `inputs[${name}].shape [${tensor.shape}] does not match its ${tensor.data.length} data elements`);
-    if (tensor.data.some((value) => typeof value !== 'string' || value.length === 0)) throw new RequestError(400, `inputs[${name}].data must hold non-empty strings`);
-    if (count !== undefined && count !== elements) throw new RequestError(400, `inputs[${name}] has ${elements} elements, the other inputs ${count}`);
+    if (elements !== tensor.data.length)
+      throw new RequestError(
+        400,
+        `inputs[${name}].shape [${tensor.shape}] does not match its ${tensor.data.length} data elements`,
+      );
+    if (tensor.data.some((value) => typeof value !== 'string' || value.length === 0))
+      throw new RequestError(400, `inputs[${name}].data must hold non-empty strings`);
+    if (count !== undefined && count !== elements)
+      throw new RequestError(400, `inputs[${name}] has ${elements} elements, the other inputs ${count}`);
     count = elements;
     texts[name] = tensor.data as string[];
   }
   return texts;
 }
 
-export const v2Routes = (ctx: RouteContext): FastifyPluginAsync => async (app) => {
-  const find = (name: string): ServedModel => {
-    const model = ctx.registry.get(name);
-    if (!model) throw new RequestError(404, `unknown model "${name}"`, 'unknown_model');
-    return model;
+export const v2Routes =
+  (ctx: RouteContext): FastifyPluginAsync =>
+  async (app) => {
+    const find = (name: string): ServedModel => {
+      const model = ctx.registry.get(name);
+      if (!model) throw new RequestError(404, `unknown model "${name}"`, 'unknown_model');
+      return model;
+    };
+
+    app.get('/v2', async () => ({ name: 'sparse-bert-serve', version: ctx.version, extensions: [] }));
+    app.get('/v2/health/live', async () => ({ live: true }));
+    app.get('/v2/health/ready', async (_request, reply) => {
+      reply.code(ctx.state.ready ? 200 : 503);
+      return { ready: ctx.state.ready };
+    });
+    app.get<{ Params: { name: string } }>('/v2/models/:name', async (request) => metadata(find(request.params.name)));
+    app.get<{ Params: { name: string } }>('/v2/models/:name/ready', async (request, reply) => {
+      find(request.params.name);
+      reply.code(ctx.state.ready ? 200 : 503);
+      return { name: request.params.name, ready: ctx.state.ready };
+    });
+
+    app.post<{ Params: { name: string }; Body: { id?: string; inputs: V2Tensor[] } }>(
+      '/v2/models/:name/infer',
+      { schema: { body: inferBody } },
+      async (request, reply) => {
+        const model = find(request.params.name);
+        request.modelName = model.name;
+        const task = model.manifest.task;
+        const texts = readTexts(request.body.inputs, task);
+        const count = texts[taskInputs[task].required[0]].length;
+        const indices = Array.from({ length: count }, (_, i) => i);
+        const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
+        const run = { signal, metrics: ctx.metrics };
+        const tensor = (name: string, datatype: string, data: unknown[]) => ({ name, datatype, shape: [count], data });
+        let outputs;
+        if (task === 'question-answering') {
+          const options = { ...defaultQaOptions, maxWindows: ctx.config.limits.maxQaWindows };
+          const answers = (
+            await mapInputs(indices, (i) =>
+              answerQuestion(model, { question: texts.question[i], context: texts.context[i] }, options, run),
+            )
+          ).map((list) => list[0] ?? { answer: '', score: 0, start: 0, end: 0 });
+          outputs = [
+            tensor(
+              'answer',
+              'BYTES',
+              answers.map((a) => a.answer),
+            ),
+            tensor(
+              'score',
+              'FP32',
+              answers.map((a) => a.score),
+            ),
+            tensor(
+              'start',
+              'INT64',
+              answers.map((a) => a.start),
+            ),
+            tensor(
+              'end',
+              'INT64',
+              answers.map((a) => a.end),
+            ),
+          ];
+        } else if (task === 'text-classification') {
+          const best = (
+            await mapInputs(indices, (i) =>
+              classify(model, { text: texts.text[i], textPair: texts.text_pair?.[i] }, 1, run),
+            )
+          ).map((scores) => scores[0]);
+          outputs = [
+            tensor(
+              'label',
+              'BYTES',
+              best.map((b) => b.label),
+            ),
+            tensor(
+              'score',
+              'FP32',
+              best.map((b) => b.score),
+            ),
+          ];
+        } else {
+          const entities = await mapInputs(indices, (i) =>
+            recognizeEntities(model, texts.text[i], { aggregationStrategy: 'simple' }, run),
+          );
+          outputs = [
+            tensor(
+              'entities',
+              'BYTES',
+              entities.map((list) => JSON.stringify(list)),
+            ),
+          ];
+        }
+        return { model_name: model.name, model_version: '1', id: request.body.id, outputs };
+      },
+    );
   };
-
-  app.get('/v2', async () => ({ name: 'sparse-bert-serve', version: ctx.version, extensions: [] }));
-  app.get('/v2/health/live', async () => ({ live: true }));
-  app.get('/v2/health/ready', async (_request, reply) => {
-    reply.code(ctx.state.ready ? 200 : 503);
-    return { ready: ctx.state.ready };
-  });
-  app.get<{ Params: { name: string } }>('/v2/models/:name', async (request) => metadata(find(request.params.name)));
-  app.get<{ Params: { name: string } }>('/v2/models/:name/ready', async (request, reply) => {
-    find(request.params.name);
-    reply.code(ctx.state.ready ? 200 : 503);
-    return { name: request.params.name, ready: ctx.state.ready };
-  });
-
-  app.post<{ Params: { name: string }; Body: { id?: string; inputs: V2Tensor[] } }>('/v2/models/:name/infer', { schema: { body: inferBody } }, async (request, reply) => {
-    const model = find(request.params.name);
-    request.modelName = model.name;
-    const task = model.manifest.task;
-    const texts = readTexts(request.body.inputs, task);
-    const count = texts[taskInputs[task].required[0]].length;
-    const indices = Array.from({ length: count }, (_, i) => i);
-    const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
-    const run = { signal, metrics: ctx.metrics };
-    const tensor = (name: string, datatype: string, data: unknown[]) => ({ name, datatype, shape: [count], data });
-    let outputs;
-    if (task === 'question-answering') {
-      const options = { ...defaultQaOptions, maxWindows: ctx.config.limits.maxQaWindows };
-      const answers = (await mapInputs(indices, (i) => answerQuestion(model, { question: texts.question[i], context: texts.context[i] }, options, run))).map((list) => list[0] ?? { answer: '', score: 0, start: 0, end: 0 });
-      outputs = [tensor('answer', 'BYTES', answers.map((a) => a.answer)), tensor('score', 'FP32', answers.map((a) => a.score)), tensor('start', 'INT64', answers.map((a) => a.start)), tensor('end', 'INT64', answers.map((a) => a.end))];
-    } else if (task === 'text-classification') {
-      const best = (await mapInputs(indices, (i) => classify(model, { text: texts.text[i], textPair: texts.text_pair?.[i] }, 1, run))).map((scores) => scores[0]);
-      outputs = [tensor('label', 'BYTES', best.map((b) => b.label)), tensor('score', 'FP32', best.map((b) => b.score))];
-    } else {
-      const entities = await mapInputs(indices, (i) => recognizeEntities(model, texts.text[i], { aggregationStrategy: 'simple' }, run));
-      outputs = [tensor('entities', 'BYTES', entities.map((list) => JSON.stringify(list)))];
-    }
-    return { model_name: model.name, model_version: '1', id: request.body.id, outputs };
-  });
-};

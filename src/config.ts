@@ -10,6 +10,8 @@ export interface ServerConfig {
   host: string;
   port: number;
   modelsDir: string;
+  /** Model folders to load (default: every folder in modelsDir). */
+  modelFolders?: string[];
   /** Which artifacts of each converted model to load; each becomes its own model, `<name>-int8` / `<name>-fp32`. */
   precisions: Precision[];
   runtime: {
@@ -51,6 +53,7 @@ GET /models, /healthz, /readyz, /metrics. Each option also reads an environment 
   --host <addr>                 [HOST] default 127.0.0.1 (0.0.0.0 in the container)
   --port <n>                    [PORT] default 8080
   --models-dir <dir>            [MODELS_DIR] default ./models
+  --models a,b                  [MODELS] only these model folders (default: all)
   --precisions int8,fp32        [PRECISIONS] artifacts to serve side by side (default int8,fp32)
   --threads <n>                 [THREADS] intra-op threads per session (default 2)
   --sessions <n>                [SESSIONS_PER_MODEL] sessions per model (default 1)
@@ -77,6 +80,7 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
       host: { type: 'string' },
       port: { type: 'string' },
       'models-dir': { type: 'string' },
+      models: { type: 'string' },
       precisions: { type: 'string' },
       threads: { type: 'string' },
       sessions: { type: 'string' },
@@ -108,6 +112,10 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
     host: values.host ?? env.HOST ?? '127.0.0.1',
     port: int('port', 'PORT', 8080, 0),
     modelsDir: values['models-dir'] ?? env.MODELS_DIR ?? 'models',
+    modelFolders: (values.models ?? env.MODELS)
+      ?.split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
     precisions: [...new Set(precisions)] as Precision[],
     runtime: {
       threads: int('threads', 'THREADS', 2),

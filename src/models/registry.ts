@@ -100,9 +100,11 @@ export class ModelRegistry {
           .filter((name) => !name.startsWith('.') && statSync(join(config.modelsDir, name)).isDirectory())
           .sort()
       : [];
+    const missing = (config.modelFolders ?? []).filter((name) => !folders.includes(name));
+    if (missing.length) throw new ModelLoadError(config.modelsDir, `no model folder named ${missing.join(', ')}`);
     const models = new Map<string, ServedModel>();
     try {
-      for (const folder of folders) {
+      for (const folder of folders.filter((name) => !config.modelFolders || config.modelFolders.includes(name))) {
         for (const model of await loadModelFolder(join(config.modelsDir, folder), config, metrics)) {
           models.set(model.name, model);
           log(`loaded ${model.name} (${model.manifest.task}, ${model.manifest.architecture}, encoder sparsity ${(model.manifest.sparsity.final.encoderLinearSparsity * 100).toFixed(1)}%)`);

@@ -23,11 +23,21 @@
  * are covered whole. When several pieces come from one original character (a Hangul syllable decomposes into jamo
  * under NFD and may be split into several pieces), each of those pieces covers that whole character, so their offsets
  * are equal or overlap by that one character — the same convention as Hugging Face's Rust tokenizers.
+ *
+ * Added-token splitting lives in `tokenizer/added-tokens.ts`, the per-character normalization with its position map in
+ * `tokenizer/normalize.ts`; this class wires them to the pre-tokenizer and WordPiece model.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tokenizers from '@huggingface/tokenizers';
-import { AddedToken, Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { matchTrie, readAddedTokens, type TrieNode } from './tokenizer/added-tokens.js';
+import {
+  isInstance,
+  type LibBertNormalizer,
+  type LibBertPreTokenizer,
+  type LibWordPiece,
+} from './tokenizer/library.js';
+import { OffsetNormalizer } from './tokenizer/normalize.js';
 
 export interface TokenizedText {
   /** Token ids, identical to `tokenizer.encode(text, { add_special_tokens: false }).ids` of the library. */
@@ -44,49 +54,8 @@ interface WordPieces {
   ends: number[];
 }
 
-/*
- * The package's type declarations only resolve `Tokenizer` and `AddedToken` under "moduleResolution": "NodeNext"
- * (its index.d.ts re-exports the rest with extensionless paths), so `tokenizer.normalizer` / `.model` are `any`.
- * These are the members this module uses, checked against the runtime classes the package does export.
- */
-interface LibBertNormalizer {
-  normalize(text: string): string;
-  config: { type?: string; clean_text?: boolean; lowercase?: boolean; strip_accents?: boolean | null };
-}
-interface LibBertPreTokenizer {
-  pattern: RegExp;
-}
-interface LibWordPiece {
-  encode(tokens: string[]): string[];
-  config: { continuing_subword_prefix?: string };
-  tokens_to_ids: Map<string, number>;
-  vocab: string[];
-  unk_token?: string;
-  unk_token_id?: number;
-  fuse_unk: boolean;
-}
-type Constructor = abstract new (...args: never[]) => unknown;
-const runtime = tokenizers as unknown as Record<'BertNormalizer' | 'BertPreTokenizer' | 'WordPiece', Constructor>;
-
-function isInstance(value: unknown, name: keyof typeof runtime): boolean {
-  const ctor = runtime[name];
-  return typeof ctor === 'function' && value instanceof ctor;
-}
-
-interface TrieNode {
-  next: Map<string, TrieNode>;
-  /** Set when the path from the root spells an added token. */
-  token?: { content: string; id: number };
-}
-
-/** Upper bound on cached words / characters before a cache is dropped (keeps memory bounded on hostile input). */
+/** Upper bound on cached words before the cache is dropped (keeps memory bounded on hostile input). */
 const WORD_CACHE_LIMIT = 50_000;
-const CHAR_CACHE_LIMIT = 20_000;
-
-const CONTROL = /^[\p{Cc}\p{Cf}\p{Co}\p{Cs}]$/u;
-const CASED = /^\p{Cased}$/u;
-const CASE_IGNORABLE = /^\p{Case_Ignorable}$/u;
-const CAPITAL_SIGMA = 0x03a3;
 
 function readJson(path: string): Record<string, unknown> {
   return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
@@ -114,24 +83,18 @@ export class BertTokenizer {
   /** `model_max_length` from tokenizer_config.json when it is a sane number, else undefined. */
   readonly modelMaxLength: number | undefined;
 
-  private readonly normalizer: LibBertNormalizer | null;
   private readonly model: LibWordPiece;
   private readonly pattern: RegExp;
-  private readonly lowercase: boolean;
-  private readonly cleanText: boolean;
   private readonly unkToken: string;
   private readonly prefixLength: number;
   private readonly fuseUnk: boolean;
   /** Id lookup as the library's `encode` does it: added tokens (raw and normalized content) first, then vocab. */
-  private readonly addedIds = new Map<string, number>();
+  private readonly addedIds: Map<string, number>;
   private readonly rawTrie: TrieNode | null;
   private readonly normalizedTrie: TrieNode | null;
-  private readonly asciiNorm: string[] = [];
-  private readonly charCache = new Map<string, string>();
+  /** Normalizes sections and maps normalized units back to original offsets (`chars.start` / `chars.end`). */
+  private readonly chars: OffsetNormalizer;
   private readonly wordCache = new Map<string, WordPieces>();
-  // Scratch buffers reused across calls: normalized unit -> original [start, end).
-  private normStart = new Int32Array(4096);
-  private normEnd = new Int32Array(4096);
 
   /**
    * @param tokenizerJson parsed tokenizer.json (BertNormalizer or none, BertPreTokenizer, WordPiece model)
@@ -158,11 +121,8 @@ export class BertTokenizer {
     if (tokenizerConfig.remove_space === true || tokenizerConfig.do_lowercase_and_remove_accent === true) {
       throw new Error('BertTokenizer does not support remove_space / do_lowercase_and_remove_accent');
     }
-    this.normalizer = normalizer;
     this.model = model;
     this.pattern = new RegExp(preTokenizer.pattern.source, 'gu');
-    this.lowercase = normalizer?.config.lowercase === true;
-    this.cleanText = normalizer?.config.clean_text === true;
     if (model.unk_token === undefined || model.unk_token_id === undefined) {
       throw new Error('WordPiece model has no unk_token in its vocabulary');
     }
@@ -172,27 +132,11 @@ export class BertTokenizer {
     this.prefixLength = String(model.config.continuing_subword_prefix).length;
     this.fuseUnk = model.fuse_unk;
 
-    // Added tokens, as the library's Tokenizer constructor reads them.
-    const rawTokens: AddedToken[] = [];
-    const normalizedTokens: { content: string; id: number }[] = [];
-    for (const config of (tokenizerJson.added_tokens ?? []) as ConstructorParameters<typeof AddedToken>[0][]) {
-      const token = new AddedToken(config);
-      this.addedIds.set(token.content, token.id);
-      if (token.normalized && normalizer !== null) {
-        const content = normalizer.normalize(token.content);
-        this.addedIds.set(content, token.id);
-        if (content.length > 0) normalizedTokens.push({ content, id: token.id });
-      } else if (token.content.length > 0) {
-        rawTokens.push(token);
-      }
-    }
-    this.rawTrie = rawTokens.length > 0 ? buildTrie(rawTokens) : null;
-    this.normalizedTrie = normalizedTokens.length > 0 ? buildTrie(normalizedTokens) : null;
-
-    for (let c = 0; c < 128; c++) {
-      const ch = String.fromCharCode(c);
-      this.asciiNorm.push(normalizer ? normalizer.normalize(ch) : ch);
-    }
+    const added = readAddedTokens(tokenizerJson, normalizer);
+    this.addedIds = added.ids;
+    this.rawTrie = added.rawTrie;
+    this.normalizedTrie = added.normalizedTrie;
+    this.chars = new OffsetNormalizer(normalizer);
 
     const lookup = (key: string, fallback: string): number => {
       const name = tokenName(tokenizerConfig, key, fallback);
@@ -222,7 +166,7 @@ export class BertTokenizer {
 
   /** The library normalizer applied to a whole string (identity when the tokenizer has none). */
   normalize(text: string): string {
-    return this.normalizer ? this.normalizer.normalize(text) : text;
+    return this.chars.normalize(text);
   }
 
   idToToken(id: number): string | undefined {
@@ -266,39 +210,8 @@ export class BertTokenizer {
   /** Normalizes, pre-tokenizes and WordPiece-encodes `text[a, b)`; returns the next word index. */
   private tokenizeSection(text: string, a: number, b: number, out: TokenizedText, word: number): number {
     // 1. Normalize code point by code point, recording where each normalized unit came from.
-    let norm = '';
-    let len = 0;
-    let lastEmitted = -1; // first normalized unit of the last original character that produced output
-    for (let i = a; i < b;) {
-      const c = text.charCodeAt(i);
-      let end = i + 1;
-      let s: string;
-      if (c < 128) {
-        s = this.asciiNorm[c];
-      } else {
-        if (c >= 0xd800 && c <= 0xdbff && end < b) {
-          const d = text.charCodeAt(end);
-          if (d >= 0xdc00 && d <= 0xdfff) end++;
-        }
-        const ch = end - i === 1 ? text[i] : text.slice(i, end);
-        s = this.charCache.get(ch) ?? this.normalizeChar(ch);
-        if (c === CAPITAL_SIGMA && this.lowercase && this.isFinalSigma(text, a, b, i)) s = 'ς';
-      }
-      if (s.length === 0) {
-        // Dropped (control char, or an accent stripped by an uncased model): belongs to the previous character.
-        for (let k = lastEmitted < 0 ? len : lastEmitted; k < len; k++) this.normEnd[k] = end;
-      } else {
-        if (len + s.length > this.normStart.length) this.grow(len + s.length);
-        lastEmitted = len;
-        for (let k = 0; k < s.length; k++) {
-          this.normStart[len + k] = i;
-          this.normEnd[len + k] = end;
-        }
-        len += s.length;
-        norm += s;
-      }
-      i = end;
-    }
+    const norm = this.chars.normalizeRange(text, a, b);
+    const len = norm.length;
     if (len === 0) return word;
 
     // 2. Split the normalized text on normalized added tokens (none for the standard BERT files).
@@ -312,7 +225,7 @@ export class BertTokenizer {
       }
       if (i > subStart) word = this.tokenizeWords(norm.slice(subStart, i), subStart, out, word);
       out.ids.push(token.id);
-      out.offsets.push([this.normStart[i], this.normEnd[i + token.content.length - 1]]);
+      out.offsets.push([this.chars.start[i], this.chars.end[i + token.content.length - 1]]);
       out.wordIds.push(word++);
       i += token.content.length;
       subStart = i;
@@ -324,6 +237,7 @@ export class BertTokenizer {
   /** Pre-tokenizes normalized text (starting at normalized unit `base`) and appends its WordPiece tokens. */
   private tokenizeWords(norm: string, base: number, out: TokenizedText, word: number): number {
     const re = this.pattern;
+    const { start: normStart, end: normEnd } = this.chars;
     re.lastIndex = 0;
     let previousUnk = false;
     for (let m = re.exec(norm); m !== null; m = re.exec(norm)) {
@@ -332,8 +246,8 @@ export class BertTokenizer {
       const pieces = this.wordCache.get(text) ?? this.encodeWord(text);
       for (let j = 0; j < pieces.ids.length; j++) {
         const id = pieces.ids[j];
-        const s = this.normStart[start + (j === 0 ? 0 : pieces.ends[j - 1])];
-        const e = this.normEnd[start + pieces.ends[j] - 1];
+        const s = normStart[start + (j === 0 ? 0 : pieces.ends[j - 1])];
+        const e = normEnd[start + pieces.ends[j] - 1];
         if (id === this.unkId && this.fuseUnk && previousUnk) {
           out.offsets[out.offsets.length - 1][1] = e; // the library fuses consecutive [UNK]s of one section
           continue;
@@ -368,96 +282,4 @@ export class BertTokenizer {
     this.wordCache.set(text, result);
     return result;
   }
-
-  private normalizeChar(ch: string): string {
-    const s = this.normalizer ? this.normalizer.normalize(ch) : ch;
-    if (this.charCache.size >= CHAR_CACHE_LIMIT) this.charCache.clear();
-    this.charCache.set(ch, s);
-    return s;
-  }
-
-  /**
-   * Unicode Final_Sigma, as `String.prototype.toLowerCase` applies it to the text the library lowercases (the
-   * section after clean_text and CJK spacing): `Σ` becomes `ς` when a cased letter precedes it and none follows,
-   * skipping case-ignorable characters (and characters clean_text removes).
-   */
-  private isFinalSigma(text: string, a: number, b: number, i: number): boolean {
-    let before = false;
-    for (let j = i; j > a;) {
-      let k = j - 1;
-      const c = text.charCodeAt(k);
-      if (c >= 0xdc00 && c <= 0xdfff && k > a) {
-        const h = text.charCodeAt(k - 1);
-        if (h >= 0xd800 && h <= 0xdbff) k--;
-      }
-      const kind = this.caseKind(text.slice(k, j));
-      if (kind === 1) {
-        before = true;
-        break;
-      }
-      if (kind === 2) break;
-      j = k;
-    }
-    if (!before) return false;
-    for (let j = i + 1; j < b;) {
-      const cp = text.codePointAt(j)!;
-      const k = j + (cp > 0xffff ? 2 : 1);
-      const kind = this.caseKind(text.slice(j, k));
-      if (kind === 1) return false;
-      if (kind === 2) return true;
-      j = k;
-    }
-    return true;
-  }
-
-  /** 0: skipped (case-ignorable or removed by clean_text), 1: cased, 2: anything else. */
-  private caseKind(ch: string): 0 | 1 | 2 {
-    if (this.cleanText) {
-      const c = ch.charCodeAt(0);
-      if (c === 0 || c === 0xfffd || (c !== 9 && c !== 10 && c !== 13 && CONTROL.test(ch))) return 0;
-    }
-    if (CASE_IGNORABLE.test(ch)) return 0;
-    return CASED.test(ch) ? 1 : 2;
-  }
-
-  private grow(needed: number): void {
-    let size = this.normStart.length * 2;
-    while (size < needed) size *= 2;
-    const start = new Int32Array(size);
-    const end = new Int32Array(size);
-    start.set(this.normStart);
-    end.set(this.normEnd);
-    this.normStart = start;
-    this.normEnd = end;
-  }
-}
-
-function buildTrie(tokens: readonly { content: string; id: number }[]): TrieNode {
-  const root: TrieNode = { next: new Map() };
-  for (const { content, id } of tokens) {
-    let node = root;
-    // UTF-16 units, as the library's DictionarySplitter walks them
-    for (let k = 0; k < content.length; k++) {
-      let child = node.next.get(content[k]);
-      if (child === undefined) {
-        child = { next: new Map() };
-        node.next.set(content[k], child);
-      }
-      node = child;
-    }
-    node.token = { content, id };
-  }
-  return root;
-}
-
-/** Longest added token starting at `text[i]` (not crossing `n`), or undefined. */
-function matchTrie(root: TrieNode, text: string, i: number, n: number): { content: string; id: number } | undefined {
-  let node: TrieNode | undefined = root.next.get(text[i]);
-  let match: { content: string; id: number } | undefined;
-  for (let j = i + 1; node !== undefined; j++) {
-    if (node.token !== undefined) match = node.token;
-    if (j >= n) break;
-    node = node.next.get(text[j]);
-  }
-  return match;
 }

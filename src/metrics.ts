@@ -6,7 +6,7 @@ export const metricPrefix = 'sbs_';
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export type RejectionReason =
-  'queue_full' | 'deadline' | 'too_long' | 'invalid' | 'client_gone' | 'draining' | 'unknown_model';
+  'queue_full' | 'deadline' | 'too_long' | 'invalid' | 'client_gone' | 'draining' | 'not_ready' | 'unknown_model';
 
 /** Every metric the server exports, on its own registry (tests build many servers in one process). */
 export class ServerMetrics {
@@ -74,7 +74,7 @@ export class ServerMetrics {
   });
   readonly rejections = new Counter({
     name: `${metricPrefix}rejections_total`,
-    help: 'Requests refused, by reason (invalid, too_long, unknown_model, queue_full, deadline, client_gone, draining)',
+    help: 'Requests refused, by reason (invalid, too_long, unknown_model, queue_full, deadline, client_gone, not_ready, draining)',
     labelNames: ['model', 'reason'],
     registers: [this.registry],
   });

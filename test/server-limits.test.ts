@@ -76,6 +76,9 @@ test('readiness is false until warm-up completes', async () => {
   assert.equal((await app.inject('/readyz')).statusCode, 503);
   assert.equal((await app.inject('/v2/health/ready')).statusCode, 503);
   assert.equal((await app.inject('/healthz')).statusCode, 200);
+  const early = await app.inject({ method: 'POST', url: '/qa', payload: { question: 'q', context: 'c' } });
+  assert.equal(early.statusCode, 503);
+  assert.match(early.json().message, /warming up/);
   await registry.warmUp();
   state.warmedUp = true;
   assert.equal((await app.inject('/readyz')).statusCode, 200);
@@ -83,4 +86,5 @@ test('readiness is false until warm-up completes', async () => {
   assert.equal((await app.inject('/readyz')).json().status, 'draining');
   const refused = await app.inject({ method: 'POST', url: '/qa', payload: { question: 'q', context: 'c' } });
   assert.equal(refused.statusCode, 503);
+  assert.match(refused.json().message, /shutting down/);
 });

@@ -8,9 +8,10 @@ export class ServerState {
   }
 }
 
-export class DrainingError extends Error {
-  constructor() {
-    super('the server is shutting down');
-    this.name = 'DrainingError';
+/** Inference refused because the server is warming up or shutting down (503; warm-up runs the sessions directly). */
+export class NotReadyError extends Error {
+  constructor(readonly draining: boolean) {
+    super(draining ? 'the server is shutting down' : 'the server is warming up');
+    this.name = 'NotReadyError';
   }
 }

@@ -10,7 +10,7 @@ import { nerRoutes } from './routes/ner.js';
 import { qaRoutes } from './routes/qa.js';
 import { statusRoutes } from './routes/status.js';
 import { v2Routes } from './routes/v2.js';
-import { DrainingError, type ServerState } from './server-state.js';
+import { NotReadyError, type ServerState } from './server-state.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -41,7 +41,8 @@ function classifyError(
       reason: 'queue_full',
       retryAfter: error.retryAfterSeconds,
     };
-  if (error instanceof DrainingError) return { status: 503, message: error.message, reason: 'draining' };
+  if (error instanceof NotReadyError)
+    return { status: 503, message: error.message, reason: error.draining ? 'draining' : 'not_ready' };
   if (error.name === 'TimeoutError')
     return {
       status: 504,
@@ -91,9 +92,9 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
     if (ctx.state.draining) reply.header('Connection', 'close');
   });
 
-  // While draining, inference routes refuse new work; status routes keep answering.
+  // Until warm-up is done and once draining starts, inference routes refuse new work; status routes keep answering.
   app.addHook('onRequest', async (request) => {
-    if (ctx.state.draining && request.method === 'POST') throw new DrainingError();
+    if (!ctx.state.ready && request.method === 'POST') throw new NotReadyError(ctx.state.draining);
   });
 
   app.register(statusRoutes(ctx));

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { HubError } from '../conversion/checkpoint/hub.js';
 import { ConversionError } from '../conversion/errors.js';
+import { EvalError } from '../eval/errors.js';
 import { benchCommand, benchUsage } from './commands/bench-command.js';
 import { convertCommand, convertUsage } from './commands/convert-command.js';
+import { evalCommand, evalUsage } from './commands/eval-command.js';
 import { UsageError } from './commands/flags.js';
 import { generateCommand, generateUsage } from './commands/generate-command.js';
 import { serveCommand, serveUsage } from './commands/serve-command.js';
@@ -15,6 +17,7 @@ Commands:
   convert    Hugging Face checkpoint (folder or Hub id) -> dense fp32 + sparse int8 ONNX artifacts
   generate   write a seeded random-weight checkpoint (tests, benchmarks)
   bench      session.run latency of a converted model's artifacts, int8/dense ratio
+  eval       accuracy on SQuAD v1.1 / GLUE / CoNLL-2003, sparse int8 and dense fp32 side by side
   serve      HTTP server: /qa, /classify, /ner, Open Inference Protocol v2, /metrics (npm start)
 
 Run "sbs <command> --help" for its options.`;
@@ -24,6 +27,7 @@ const commands: Record<string, { run: (args: string[]) => unknown; usage: string
   generate: { run: generateCommand, usage: generateUsage },
   bench: { run: benchCommand, usage: benchUsage },
   serve: { run: (args) => serveCommand(args, process.env), usage: serveUsage },
+  eval: { run: (args) => evalCommand(args, process.env), usage: evalUsage },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -53,7 +57,8 @@ async function main(argv: string[]): Promise<number> {
       error instanceof ConversionError ||
       error instanceof HubError ||
       error instanceof ModelLoadError ||
-      error instanceof FirstRunError
+      error instanceof FirstRunError ||
+      error instanceof EvalError
     ) {
       console.error(`error: ${error.message}`);
       return 1;

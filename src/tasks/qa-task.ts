@@ -39,7 +39,8 @@ export async function answerQuestion(
   context: RunContext = {},
 ): Promise<QaAnswer[]> {
   const { tokenizer, manifest } = model;
-  const maxSeqLen = Math.min(options.maxSeqLen ?? manifest.maxSequenceLength, manifest.maxSequenceLength);
+  // Like the Hugging Face pipeline: windows of min(model maximum, 384) tokens unless the request asks otherwise.
+  const maxSeqLen = Math.min(options.maxSeqLen ?? 384, manifest.maxSequenceLength);
   const prepared = timed(
     (seconds) => context.metrics?.tokenization.observe({ task: 'question-answering' }, seconds),
     () => {

@@ -5,6 +5,7 @@ import { EvalError } from '../eval/errors.js';
 import { benchCommand, benchUsage } from './commands/bench-command.js';
 import { convertCommand, convertUsage } from './commands/convert-command.js';
 import { evalCommand, evalUsage } from './commands/eval-command.js';
+import { LoadtestError, loadtestCommand, loadtestUsage } from './commands/loadtest-command.js';
 import { UsageError } from './commands/flags.js';
 import { generateCommand, generateUsage } from './commands/generate-command.js';
 import { serveCommand, serveUsage } from './commands/serve-command.js';
@@ -18,6 +19,7 @@ Commands:
   generate   write a seeded random-weight checkpoint (tests, benchmarks)
   bench      session.run latency of a converted model's artifacts, int8/dense ratio
   eval       accuracy on SQuAD v1.1 / GLUE / CoNLL-2003, sparse int8 and dense fp32 side by side
+  loadtest   autocannon load test through the server: sparse int8 vs dense fp32, report + latency/throughput chart
   serve      HTTP server: /qa, /classify, /ner, Open Inference Protocol v2, /metrics (npm start)
 
 Run "sbs <command> --help" for its options.`;
@@ -28,6 +30,7 @@ const commands: Record<string, { run: (args: string[]) => unknown; usage: string
   bench: { run: benchCommand, usage: benchUsage },
   serve: { run: (args) => serveCommand(args, process.env), usage: serveUsage },
   eval: { run: (args) => evalCommand(args, process.env), usage: evalUsage },
+  loadtest: { run: (args) => loadtestCommand(args, process.env), usage: loadtestUsage },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -58,7 +61,8 @@ async function main(argv: string[]): Promise<number> {
       error instanceof HubError ||
       error instanceof ModelLoadError ||
       error instanceof FirstRunError ||
-      error instanceof EvalError
+      error instanceof EvalError ||
+      error instanceof LoadtestError
     ) {
       console.error(`error: ${error.message}`);
       return 1;

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseServerConfig } from '../src/config.js';
 import { ServerMetrics } from '../src/metrics.js';
 import { loadModelFolder } from '../src/models/registry.js';
 import { answerQuestion, defaultQaOptions } from '../src/tasks/qa-task.js';
@@ -29,15 +30,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)];
 
 async function inProcess(): Promise<number[]> {
-  const [model] = await loadModelFolder(
-    modelDir,
-    {
-      precisions: [precision],
-      runtime: { threads, sessionsPerModel: 1, allowSpinning: false },
-      batching: { maxBatchSize: 16, maxBatchTokens: 4096, maxBatchDelayMs: 0, maxQueueRows: 1024 },
-    },
-    new ServerMetrics(),
+  // The server's own defaults, minus any batching delay: the in-process path is the floor the server is held to.
+  const config = parseServerConfig(
+    ['--precisions', precision, '--threads', String(threads), '--max-batch-delay-ms', '0'],
+    {},
   );
+  const [model] = await loadModelFolder(modelDir, config, new ServerMetrics());
   const options = { ...defaultQaOptions, maxWindows: 64 };
   for (const payload of payloads.slice(0, 5)) await answerQuestion(model, payload, options);
   const times: number[] = [];

@@ -15,6 +15,11 @@ export interface BatcherLimits {
   maxBatchTokens: number;
   maxBatchDelayMs: number;
   maxQueueRows: number;
+  /**
+   * Padding allowed in a batch, as a fraction of its real tokens. On a 2-core CPU onnxruntime already keeps both
+   * cores busy at batch 1 for long rows, so a padded token is pure waste: rows join a batch only while it stays lean.
+   */
+  maxPaddingRatio: number;
 }
 
 /** Where the batcher reports what only it knows; the server turns these into metrics. */
@@ -171,12 +176,16 @@ export class Batcher<Result> {
     );
     const chosen = [first];
     let longest = firstLength;
+    let realTokens = firstLength;
     for (const candidate of lookahead) {
       if (chosen.length >= this.limits.maxBatchSize) break;
-      const padded = Math.max(longest, candidate.row.ids.length) * (chosen.length + 1);
-      if (padded > this.limits.maxBatchTokens) continue;
+      const length = candidate.row.ids.length;
+      const padded = Math.max(longest, length) * (chosen.length + 1);
+      if (padded > this.limits.maxBatchTokens || padded > (realTokens + length) * (1 + this.limits.maxPaddingRatio))
+        continue;
       chosen.push(candidate);
-      longest = Math.max(longest, candidate.row.ids.length);
+      longest = Math.max(longest, length);
+      realTokens += length;
     }
     const taken = new Set(chosen);
     this.queue = this.queue.filter((pending) => !taken.has(pending));

@@ -4,7 +4,7 @@ import type { ServerConfig } from '../config.js';
 import type { RejectionReason, ServerMetrics } from '../metrics.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { RequestError } from '../tasks/errors.js';
-import { ClientGoneError } from './request-signal.js';
+import { ClientGoneError, clientLeft } from './request-signal.js';
 import { classifyRoutes } from './routes/classify.js';
 import { nerRoutes } from './routes/ner.js';
 import { qaRoutes } from './routes/qa.js';
@@ -78,11 +78,11 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    const labels = {
-      route: request.routeOptions.url ?? 'unmatched',
-      model: request.modelName ?? '',
-      status: String(reply.statusCode),
-    };
+    // A client that left before its answer was written is counted as 499 (nginx's code), not as a success.
+    const clientGone = clientLeft(reply) && reply.statusCode !== 499;
+    if (clientGone) ctx.metrics.rejections.inc({ model: request.modelName ?? '', reason: 'client_gone' });
+    const status = clientGone ? '499' : String(reply.statusCode);
+    const labels = { route: request.routeOptions.url ?? 'unmatched', model: request.modelName ?? '', status };
     ctx.metrics.requests.inc(labels);
     ctx.metrics.requestDuration.observe(labels, reply.elapsedTime / 1000);
   });

@@ -4,6 +4,7 @@ import { chownSync, cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { freePort } from './helpers/cli-process.js';
+import { containerTools } from './helpers/docker-container.js';
 import {
   buildProjectImage,
   DockerUnavailable,
@@ -54,64 +55,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const qa = (question: string) =>
   fetch(`${base()}/qa`, { method: 'POST', headers: json, body: JSON.stringify({ question, context }) });
 
-async function containerState(
-  name: string,
-): Promise<{ Status: string; ExitCode: number; OOMKilled: boolean; Health?: { Status: string } }> {
-  return JSON.parse((await docker(['inspect', '--format', '{{json .State}}', name])).stdout);
-}
-
-async function logsOf(name: string): Promise<string> {
-  const result = await docker(['logs', name], { allowFailure: true });
-  return result.stdout + result.stderr;
-}
-
-/** Waits for the image's HEALTHCHECK (run every second here) to report healthy. */
-async function waitHealthy(name: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const state = await containerState(name);
-    if (state.Health?.Status === 'healthy') return;
-    if (state.Status !== 'running')
-      throw new Error(
-        `${name} ${state.Status} (exit code ${state.ExitCode}) before becoming healthy:\n${await logsOf(name)}`,
-      );
-    if (Date.now() > deadline)
-      throw new Error(
-        `${name} not healthy within ${timeoutMs} ms (health: ${state.Health?.Status}):\n${await logsOf(name)}`,
-      );
-    await sleep(250);
-  }
-}
-
-function runServer(name: string, image: string, serverPort: number, volumes: string[]): Promise<unknown> {
-  return docker([
-    'run',
-    '-d',
-    '--name',
-    name,
-    '--label',
-    runLabel,
-    '--network',
-    'host',
-    '-e',
-    'HOST=127.0.0.1',
-    '-e',
-    `PORT=${serverPort}`,
-    // Batches wait up to 1 s for more work, so requests are still queued when SIGTERM arrives.
-    '-e',
-    'MAX_BATCH_DELAY_MS=1000',
-    '--health-interval',
-    '1s',
-    '--health-timeout',
-    '5s',
-    // As deploy/kubernetes runs it: read-only root file system, a writable /tmp.
-    '--read-only',
-    '--tmpfs',
-    '/tmp',
-    ...volumes.flatMap((volume) => ['-v', volume]),
-    image,
-  ]);
-}
+const { containerState, logsOf, waitHealthy, runServer } = containerTools(() => engine!, runLabel);
 
 // Registered before workspace(): after() hooks run in order, so containers go before their mounted folders.
 after(async () => {

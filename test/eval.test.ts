@@ -7,16 +7,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { before, test } from 'node:test';
 import { convert } from '../conversion/convert.js';
 import { dimensionPresets, generateCheckpoint } from '../conversion/generate/random-checkpoint.js';
 import { EvalError } from '../eval/errors.js';
 import type { EvalReport } from '../eval/evaluate.js';
 import { entityScores } from '../eval/metrics/seqeval.js';
-import { evalCommand } from '../src/commands/eval-command.js';
 import { UsageError } from '../src/commands/flags.js';
 import { cliPath, startCli } from './helpers/cli-process.js';
+import { filler, readJson, runEval, squadFixture } from './helpers/eval-fixtures.js';
 import { prepareModels } from './helpers/server-fixture.js';
 import { convertOptions, workspace } from './helpers/workspace.js';
 
@@ -41,66 +40,11 @@ before(async () => {
   await convert(convertOptions(checkpoint, genericModel));
 });
 
-class Sink extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-async function runEval(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const stdout = new Sink();
-  const stderr = new Sink();
-  await evalCommand(args, {}, { stdout, stderr });
-  return { stdout: stdout.text, stderr: stderr.text };
-}
-
 function fixture(name: string, content: string): string {
   const path = join(root, name);
   writeFileSync(path, content);
   return path;
 }
-
-const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
-
-const filler = (words: number) =>
-  Array.from({ length: words }, (_, i) => ['the', 'old', 'town', 'river', 'bank', 'museum'][i % 6]).join(' ');
-
-const squadFixture = {
-  version: '1.1',
-  data: [
-    {
-      title: 'Zurich',
-      paragraphs: [
-        {
-          context: 'The museum is in Zurich, by the river.',
-          qas: [
-            {
-              id: 'q1',
-              question: 'Where is the museum?',
-              answers: [
-                { text: 'Zurich', answer_start: 17 },
-                { text: 'in Zurich', answer_start: 14 },
-              ],
-            },
-            { id: 'q3', question: 'By what is it?', answers: [{ text: 'the river', answer_start: 29 }] },
-          ],
-        },
-        {
-          context: 'Our old town is the city of Zurich.',
-          qas: [{ id: 'q2', question: 'Which town?', answers: [{ text: 'the city of Zurich', answer_start: 16 }] }],
-        },
-        {
-          context: `${filler(300)} Zurich.`,
-          qas: [
-            { id: 'q4', question: 'Which city?', answers: [{ text: 'Zurich', answer_start: filler(300).length + 1 }] },
-          ],
-        },
-      ],
-    },
-  ],
-};
 
 test('SQuAD: both precisions through the server code, exact EM/F1, fidelity, windows batched, files written', async () => {
   const data = fixture('squad.json', JSON.stringify(squadFixture));

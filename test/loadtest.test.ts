@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -9,41 +8,14 @@ import { computeRatios } from '../loadtest/report.js';
 import { latencyThroughputSvg } from '../loadtest/svg-chart.js';
 import { freePort, loopbackProblem } from '../loadtest/target.js';
 import { LoadtestError, type LoadLevel, type LoadtestResults, type RunResult } from '../loadtest/types.js';
-import { cliPath, startCli, waitUntilReady } from './helpers/cli-process.js';
+import { startCli, waitUntilReady } from './helpers/cli-process.js';
+import { errorLines, runLoadtest, scrape1, scrape2 } from './helpers/loadtest-fixtures.js';
 import { prepareModels } from './helpers/server-fixture.js';
 import { workspace } from './helpers/workspace.js';
 
 const repo = join(import.meta.dirname, '..');
 const root = workspace('loadtest');
 const squadDev = join(repo, '..', 'shared', 'data', 'squad-v1.1', 'dev-v1.1.json');
-
-/** Runs `sbs loadtest <args>` as a user would. */
-function runLoadtest(
-  args: string[],
-  onOutput: (text: string) => void = () => {},
-): Promise<{ code: number | null; output: string }> {
-  const entry = [cliPath, 'loadtest'];
-  const child = spawn(process.execPath, ['--import', 'tsx', ...entry, ...args], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const collect = (chunk: Buffer) => {
-    output += chunk;
-    onOutput(output);
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-  const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(guard);
-      resolve({ code, output });
-    }),
-  );
-}
-
-const errorLines = (output: string) => output.split('\n').filter((line) => line.startsWith('error: '));
 
 /** Well-formed XML, roughly: tags nest and close, attributes are quoted, text has no stray < or &. */
 function assertXmlish(xml: string): void {
@@ -64,38 +36,6 @@ function assertXmlish(xml: string): void {
 }
 
 describe('Prometheus text parser', () => {
-  const scrape1 = `# HELP sbs_batch_size Rows per formed batch
-# TYPE sbs_batch_size histogram
-sbs_batch_size_bucket{le="1",model="m-int8"} 2
-sbs_batch_size_bucket{le="2",model="m-int8"} 4
-sbs_batch_size_bucket{le="4",model="m-int8"} 4
-sbs_batch_size_bucket{le="+Inf",model="m-int8"} 4
-sbs_batch_size_sum{model="m-int8"} 6
-sbs_batch_size_count{model="m-int8"} 4
-sbs_batch_size_bucket{le="1",model="m-fp32"} 7
-sbs_batch_size_bucket{le="+Inf",model="m-fp32"} 7
-sbs_batch_size_sum{model="m-fp32"} 7
-sbs_batch_size_count{model="m-fp32"} 7
-sbs_http_requests_total{route="/models/:model/qa",model="m-int8",status="200"} 10 1700000000000
-sbs_rejections_total{model="m-int8",reason="queue_full"} 1
-weird_total{path="a \\"quoted\\", comma} and \\\\ backslash\\nnewline"} 3.5e1
-sbs_nodejs_eventloop_lag_seconds Nan
-sbs_process_cpu_seconds_total 12.5
-`;
-  const scrape2 = scrape1
-    .replace('le="1",model="m-int8"} 2', 'le="1",model="m-int8"} 12')
-    .replace('le="2",model="m-int8"} 4', 'le="2",model="m-int8"} 104')
-    .replace('le="4",model="m-int8"} 4', 'le="4",model="m-int8"} 203')
-    .replace('le="+Inf",model="m-int8"} 4', 'le="+Inf",model="m-int8"} 204')
-    .replace('sbs_batch_size_sum{model="m-int8"} 6', 'sbs_batch_size_sum{model="m-int8"} 606')
-    .replace('sbs_batch_size_count{model="m-int8"} 4', 'sbs_batch_size_count{model="m-int8"} 204')
-    .replace('status="200"} 10 1700000000000', 'status="200"} 60')
-    .replace(
-      'reason="queue_full"} 1',
-      'reason="queue_full"} 1\nsbs_rejections_total{model="m-int8",reason="deadline"} 2',
-    )
-    .replace('cpu_seconds_total 12.5', 'cpu_seconds_total 20');
-
   test('reads names, labels (escapes, commas, spaces), values, timestamps, Nan and +Inf', () => {
     const samples = parsePrometheusText(scrape1);
     assert.equal(samples.length, 15);

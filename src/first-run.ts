@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HubError } from '../conversion/checkpoint/hub.js';
@@ -46,7 +46,11 @@ export async function prepareFirstRun(config: ServerConfig, log: (line: string) 
       seed: 42,
       sparsity: 0.9,
     });
-    await convert({ ...common, source: checkpoint, outputDir: join(config.modelsDir, demoModelName) });
+    try {
+      await convert({ ...common, source: checkpoint, outputDir: join(config.modelsDir, demoModelName) });
+    } finally {
+      rmSync(checkpoint, { recursive: true, force: true });
+    }
     return;
   }
   const id = config.firstRun.defaultModelId;

@@ -3,15 +3,15 @@
  * session.run, span search, no HTTP and no batching delay — and (b) through the HTTP server, one at a time.
  * Usage: npm run bench:server-overhead -- <model-dir> [--dataset dev-v1.1.json] [--requests 100] [--precision int8]
  */
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { loadPayloads } from '../loadtest/payloads.js';
+import { startServer } from '../loadtest/target.js';
 import { parseServerConfig } from '../src/config.js';
 import { ServerMetrics } from '../src/metrics.js';
 import { loadModelFolder } from '../src/models/registry.js';
-import { answerQuestion, defaultQaOptions } from '../src/tasks/qa-task.js';
-import { squadPayloads } from './squad-payloads.js';
+import { answerQuestion, defaultQaOptions, type QaInput } from '../src/tasks/qa-task.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -25,7 +25,10 @@ const { values, positionals } = parseArgs({
 const modelDir = resolve(positionals[0] ?? '');
 const precision = values.precision as 'int8' | 'fp32';
 const threads = Number(values.threads);
-const payloads = squadPayloads(values.dataset, Number(values.requests));
+// The load test's payloads (same readers, same seeded order), so both benchmarks ask the same questions.
+const payloads = loadPayloads('qa', values.dataset, 1, Number(values.requests), Number(values.requests)).bodies.map(
+  (body) => JSON.parse(body) as QaInput,
+);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)];
 
@@ -48,52 +51,19 @@ async function inProcess(): Promise<number[]> {
   return times;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
-
 async function throughServer(): Promise<number[]> {
-  const port = await freePort();
-  const cli = join(dirname(new URL(import.meta.url).pathname), '..', 'src', 'cli.ts');
-  const folder = modelDir.split('/').pop()!;
-  const server = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      cli,
-      'serve',
-      '--models-dir',
-      dirname(modelDir),
-      '--models',
-      folder,
-      '--port',
-      String(port),
-      '--precisions',
-      precision,
-      '--threads',
-      String(threads),
-      '--log-level',
-      'warn',
-    ],
-    { stdio: 'inherit' },
-  );
+  const folder = basename(modelDir);
+  const server = await startServer({
+    modelsDir: dirname(modelDir),
+    folders: [folder],
+    precisions: [precision],
+    serveArgs: ['--threads', String(threads)],
+    logFile: join(tmpdir(), `sbs-bench-server-${process.pid}.log`),
+    log: () => {},
+  });
   try {
-    const base = `http://127.0.0.1:${port}`;
-    for (let ready = false; !ready;) {
-      await new Promise((r) => setTimeout(r, 200));
-      ready = await fetch(`${base}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-    }
     const ask = (payload: object) =>
-      fetch(`${base}/models/${folder}-${precision}/qa`, {
+      fetch(`${server.baseUrl}/models/${folder}-${precision}/qa`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(payload),
@@ -107,7 +77,7 @@ async function throughServer(): Promise<number[]> {
     }
     return times;
   } finally {
-    server.kill('SIGTERM');
+    await server.stop();
   }
 }
 

@@ -4,6 +4,7 @@
  * lengths (SQuAD contexts ~120-150 words, questions ~10 words).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { SeededRandom } from '../conversion/generate/random-checkpoint.js';
 import { LoadtestError, type LoadtestTask } from './types.js';
 
 export interface PayloadSet {
@@ -14,16 +15,10 @@ export interface PayloadSet {
   meanWords: Record<string, number>;
 }
 
-/** mulberry32: a tiny seeded generator, so the same seed gives the same order on every machine. */
+/** The project's seeded generator (mulberry32), so the same seed gives the same order on every machine. */
 export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.uniform();
 }
 
 export function shuffled<T>(items: T[], random: () => number): T[] {

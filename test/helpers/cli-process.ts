@@ -1,19 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
-export const cliPath = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
+export { freePort } from '../../loadtest/target.js';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export const cliPath = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
 
 export interface CliProcess {
   child: ChildProcess;

@@ -3,7 +3,7 @@
  * identical predictions, and mean / max |Δ logit| over every output value of every row (QA start and end logits of
  * every window position, classification logits, NER logits of every token and label).
  */
-import type { RowOutputs } from '../src/runtime/onnx-runner.js';
+import type { RowOutputs } from '../src/runtime/runner.js';
 import type { Run } from './run-model.js';
 import type { TaskAdapter } from './tasks.js';
 import type { Fidelity } from './types.js';

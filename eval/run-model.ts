@@ -6,7 +6,7 @@
 import type { Batcher } from '../src/batcher/batcher.js';
 import type { ServerMetrics } from '../src/metrics.js';
 import type { ServedModel } from '../src/models/registry.js';
-import type { RowOutputs } from '../src/runtime/onnx-runner.js';
+import type { RowOutputs } from '../src/runtime/runner.js';
 import type { LoadedData } from './inputs.js';
 import { mapBounded } from './pool.js';
 import { Progress } from './progress.js';

@@ -2,8 +2,60 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, numberFlag } from './commands/flags.js';
+import type { KernelPath } from './runtime/engine-addon.js';
 
 export type Precision = 'int8' | 'fp32';
+
+/**
+ * Where int8 models run: `auto` picks the sparse engine where the addon loaded and the CPU has a VNNI path, else
+ * onnxruntime; `both` serves the engine's `<folder>-int8` and onnxruntime's `<folder>-int8-ort` side by side.
+ */
+export type BackendChoice = 'auto' | 'engine' | 'onnxruntime' | 'both';
+
+export interface RuntimeConfig {
+  /** Threads per session (onnxruntime intra-op) or per engine instance. */
+  threads: number;
+  /** Sessions (or engine instances) per model; each runs one batch at a time. */
+  sessionsPerModel: number;
+  /** Let ORT's worker threads spin between ops (lower latency alone, steals cores from other sessions). */
+  allowSpinning: boolean;
+  backend: BackendChoice;
+  engine: {
+    /** Force a kernel path; default the best the CPU has. */
+    isa?: KernelPath;
+    /** Linears with at most this share of non-zero 4-weight groups run on the sparse kernel. */
+    sparseMaxQuadDensity?: number;
+    /** Where the addon is (default engine/build/Release/sbs_engine.node). */
+    addonPath?: string;
+  };
+}
+
+const kernelPaths: KernelPath[] = ['scalar', 'avx2', 'avxvnni', 'avx512vnni'];
+
+/** --backend / BACKEND and the engine options, shared by serve, eval and loadtest. */
+export function parseRuntimeBackend(
+  backend: string | undefined,
+  isa: string | undefined,
+  env: NodeJS.ProcessEnv,
+  usage: string,
+): Pick<RuntimeConfig, 'backend' | 'engine'> {
+  const raw = (backend ?? env.BACKEND ?? 'auto').replace(/\s+/g, '');
+  const choice = raw === 'engine,onnxruntime' || raw === 'onnxruntime,engine' ? 'both' : raw;
+  if (!['auto', 'engine', 'onnxruntime', 'both'].includes(choice))
+    throw new UsageError(`--backend must be auto, engine, onnxruntime or engine,onnxruntime, got "${raw}"`, usage);
+  const kernel = isa ?? env.ENGINE_ISA;
+  if (kernel !== undefined && !kernelPaths.includes(kernel as KernelPath))
+    throw new UsageError(`--engine-isa must be one of ${kernelPaths.join(', ')}, got "${kernel}"`, usage);
+  const threshold = numberFlag(env.ENGINE_SPARSE_MAX_DENSITY, 'ENGINE_SPARSE_MAX_DENSITY', { min: 0 });
+  return {
+    backend: choice as BackendChoice,
+    engine: {
+      ...(kernel ? { isa: kernel as KernelPath } : {}),
+      ...(threshold !== undefined ? { sparseMaxQuadDensity: threshold } : {}),
+      ...(env.SBS_ENGINE_ADDON ? { addonPath: env.SBS_ENGINE_ADDON } : {}),
+    },
+  };
+}
 
 /** Everything the server reads from flags and the environment, resolved once and passed down. */
 export interface ServerConfig {
@@ -14,17 +66,10 @@ export interface ServerConfig {
   modelFolders?: string[];
   /** Which artifacts of each converted model to load; each becomes its own model, `<name>-int8` / `<name>-fp32`. */
   precisions: Precision[];
-  runtime: {
-    /** onnxruntime intra-op threads per session. */
-    threads: number;
-    /** Sessions per model; each runs one batch at a time. */
-    sessionsPerModel: number;
-    /** Let ORT's worker threads spin between ops (lower latency alone, steals cores from other sessions). */
-    allowSpinning: boolean;
-  };
+  runtime: RuntimeConfig;
   batching: {
     maxBatchSize: number;
-    /** Padded tokens per batch: longest row x rows. */
+    /** Padded tokens per batch: longest row x rows (real tokens for the engine, which does not pad). */
     maxBatchTokens: number;
     maxBatchDelayMs: number;
     /** Padded tokens allowed in a batch, as a fraction of its real tokens. */
@@ -57,8 +102,12 @@ GET /models, /healthz, /readyz, /metrics. Each option also reads an environment 
   --models-dir <dir>            [MODELS_DIR] default ./models
   --models a,b                  [MODELS] only these model folders (default: all)
   --precisions int8,fp32        [PRECISIONS] artifacts to serve side by side (default int8,fp32)
-  --threads <n>                 [THREADS] intra-op threads per session (default 2)
-  --sessions <n>                [SESSIONS_PER_MODEL] sessions per model (default 1)
+  --backend <b>                 [BACKEND] where int8 models run: auto (default: the sparse engine where it built and
+                                the CPU has VNNI, else onnxruntime), engine, onnxruntime, or engine,onnxruntime
+                                (both side by side: <folder>-int8 on the engine, <folder>-int8-ort on onnxruntime)
+  --engine-isa <path>           [ENGINE_ISA] force the engine's kernels: avx512vnni, avxvnni, avx2, scalar
+  --threads <n>                 [THREADS] threads per session / engine instance (default 2)
+  --sessions <n>                [SESSIONS_PER_MODEL] sessions (engine instances) per model (default 1)
   --spinning                    [ORT_ALLOW_SPINNING=1] let ORT threads spin between ops
   --max-batch-size <n>          [MAX_BATCH_SIZE] rows per batch (default 16)
   --max-batch-tokens <n>        [MAX_BATCH_TOKENS] padded tokens per batch (default 4096)
@@ -86,6 +135,8 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
       models: { type: 'string' },
       precisions: { type: 'string' },
       threads: { type: 'string' },
+      backend: { type: 'string' },
+      'engine-isa': { type: 'string' },
       sessions: { type: 'string' },
       spinning: { type: 'boolean' },
       'max-batch-size': { type: 'string' },
@@ -125,6 +176,7 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
       threads: int('threads', 'THREADS', 2),
       sessionsPerModel: int('sessions', 'SESSIONS_PER_MODEL', 1),
       allowSpinning: values.spinning ?? truthy(env.ORT_ALLOW_SPINNING),
+      ...parseRuntimeBackend(values.backend, values['engine-isa'], env, serveUsage),
     },
     batching: {
       maxBatchSize: int('max-batch-size', 'MAX_BATCH_SIZE', 16),

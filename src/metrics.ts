@@ -87,7 +87,7 @@ export class ServerMetrics {
   readonly modelInfo = new Gauge({
     name: `${metricPrefix}model_info`,
     help: 'Served models (value 1)',
-    labelNames: ['model', 'task', 'precision', 'sparsity'],
+    labelNames: ['model', 'task', 'precision', 'sparsity', 'backend', 'kernel_path'],
     registers: [this.registry],
   });
 

@@ -20,6 +20,11 @@ export interface BatcherLimits {
    * cores busy at batch 1 for long rows, so a padded token is pure waste: rows join a batch only while it stays lean.
    */
   maxPaddingRatio: number;
+  /**
+   * The runner takes ragged batches (the engine: concatenated tokens, no padding): the token budget counts real
+   * tokens, the padding cap does not apply, and rows are taken oldest first.
+   */
+  ragged?: boolean;
 }
 
 /** Where the batcher reports what only it knows; the server turns these into metrics. */
@@ -159,6 +164,7 @@ export class Batcher<Result> {
   }
 
   private paddedTokensOfAll(): number {
+    if (this.limits.ragged) return this.queue.reduce((sum, pending) => sum + pending.row.ids.length, 0);
     let longest = 0;
     for (const pending of this.queue) longest = Math.max(longest, pending.row.ids.length);
     return longest * this.queue.length;
@@ -166,6 +172,7 @@ export class Batcher<Result> {
 
   /** The oldest row always goes; the rest are the nearest in length among the next few, within the budget. */
   private formBatch(): Pending<Result>[] {
+    if (this.limits.ragged) return this.formRaggedBatch();
     const [first, ...rest] = this.queue;
     const lookahead = rest.slice(0, this.limits.maxBatchSize * lookaheadFactor);
     const firstLength = first.row.ids.length;
@@ -193,11 +200,29 @@ export class Batcher<Result> {
     return chosen;
   }
 
+  /** Oldest first up to the row and real-token budgets; the oldest row always goes, however long. */
+  private formRaggedBatch(): Pending<Result>[] {
+    let tokens = 0;
+    let taken = 0;
+    for (const pending of this.queue) {
+      if (taken >= this.limits.maxBatchSize) break;
+      const length = pending.row.ids.length;
+      if (taken > 0 && tokens + length > this.limits.maxBatchTokens) break;
+      tokens += length;
+      taken++;
+    }
+    const chosen = this.queue.splice(0, taken);
+    this.observer.depthChanged?.(this.queue.length);
+    return chosen;
+  }
+
   private async dispatch(runner: BatchRunner<Result>, batch: Pending<Result>[]): Promise<void> {
     this.running++;
     const started = performance.now();
     for (const pending of batch) this.observer.rowWaited?.((started - pending.enqueuedAt) / 1000);
-    const paddedTokens = Math.max(...batch.map((pending) => pending.row.ids.length)) * batch.length;
+    const paddedTokens = this.limits.ragged
+      ? batch.reduce((sum, pending) => sum + pending.row.ids.length, 0)
+      : Math.max(...batch.map((pending) => pending.row.ids.length)) * batch.length;
     try {
       const results = await runner(batch.map((pending) => pending.row));
       const seconds = (performance.now() - started) / 1000;

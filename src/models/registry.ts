@@ -3,9 +3,13 @@ import { createReadStream, existsSync, readFileSync, readdirSync, statSync } fro
 import { basename, join } from 'node:path';
 import { denseModelFile, int8ModelFile, manifestFormat, type Manifest } from '../../conversion/manifest.js';
 import { Batcher } from '../batcher/batcher.js';
-import type { Precision, ServerConfig } from '../config.js';
+import type { Precision, RuntimeConfig, ServerConfig } from '../config.js';
 import type { ServerMetrics } from '../metrics.js';
-import { OnnxRunner, type RowOutputs } from '../runtime/onnx-runner.js';
+import { loadEngineAddon, vnniPaths, type EngineAddon } from '../runtime/engine-addon.js';
+import { EngineRunner } from '../runtime/engine-runner.js';
+import { EngineUnsupportedError } from '../runtime/engine-weights.js';
+import { OnnxRunner } from '../runtime/onnx-runner.js';
+import type { Backend, ModelRunner, RowOutputs } from '../runtime/runner.js';
 import { BertTokenizer } from '../tasks/tokenizer.js';
 
 /** A model folder that cannot be served; start-up stops with this one-line message. */
@@ -17,14 +21,61 @@ export class ModelLoadError extends Error {
 }
 
 export interface ServedModel {
-  /** `<folder>-int8` or `<folder>-fp32`. */
+  /** `<folder>-int8`, `<folder>-fp32`, or `<folder>-int8-ort` (onnxruntime int8 beside the engine's). */
   name: string;
   folder: string;
   precision: Precision;
+  backend: Backend;
+  /** The engine's kernel path (avx512vnni, avxvnni, avx2, scalar), or "cpu" for onnxruntime. */
+  kernelPath: string;
   manifest: Manifest;
   tokenizer: BertTokenizer;
   batcher: Batcher<RowOutputs>;
-  runners: OnnxRunner[];
+  runners: ModelRunner[];
+}
+
+/** Which backends serve int8 models, decided once per process from the config and what the addon can do. */
+export interface BackendPlan {
+  int8: Backend[];
+  addon?: EngineAddon;
+  /** One line for the start-up log. */
+  summary: string;
+  /** `auto` may still fall back per model (an artifact the engine cannot run); `engine` may not. */
+  strict: boolean;
+}
+
+export function planBackends(runtime: Pick<RuntimeConfig, 'backend' | 'engine' | 'threads'>): BackendPlan {
+  if (runtime.backend === 'onnxruntime') return { int8: ['onnxruntime'], summary: 'int8 models run on onnxruntime (--backend onnxruntime)', strict: false };
+  const status = loadEngineAddon(runtime.engine.addonPath);
+  if (!status.available) {
+    if (runtime.backend !== 'auto') throw new ModelLoadError('engine', `--backend ${runtime.backend} but the sparse engine is unavailable: ${status.reason}`);
+    return { int8: ['onnxruntime'], summary: `sparse engine unavailable (${status.reason}); int8 models run on onnxruntime`, strict: false };
+  }
+  const cpu = status.addon.cpuInfo();
+  const path = runtime.engine.isa ?? cpu.best;
+  if (runtime.backend === 'auto' && !vnniPaths.includes(path)) {
+    return { int8: ['onnxruntime'], summary: `sparse engine loaded, but this CPU has no VNNI kernel path (best: ${cpu.best}); int8 models run on onnxruntime (--backend engine forces it)`, strict: false };
+  }
+  const both = runtime.backend === 'both';
+  return {
+    int8: both ? ['engine', 'onnxruntime'] : ['engine'],
+    addon: status.addon,
+    summary: `int8 models run on the sparse engine (${path} kernels, ops ${cpu.ops}, ${runtime.threads} threads)${both ? '; onnxruntime int8 beside it as <folder>-int8-ort' : ''}`,
+    strict: runtime.backend !== 'auto',
+  };
+}
+
+interface Variant {
+  name: string;
+  precision: Precision;
+  backend: Backend;
+}
+
+function variants(folder: string, precisions: Precision[], plan: BackendPlan): Variant[] {
+  return precisions.flatMap((precision): Variant[] => {
+    if (precision === 'fp32') return [{ name: `${folder}-fp32`, precision, backend: 'onnxruntime' }];
+    return plan.int8.map((backend, i) => ({ name: i === 0 ? `${folder}-int8` : `${folder}-int8-ort`, precision, backend }));
+  });
 }
 
 const artifactFile: Record<Precision, string> = { int8: int8ModelFile, fp32: denseModelFile };
@@ -62,6 +113,8 @@ export async function loadModelFolder(
   dir: string,
   config: Pick<ServerConfig, 'precisions' | 'runtime' | 'batching'>,
   metrics: ServerMetrics,
+  plan: BackendPlan = planBackends(config.runtime),
+  log: (message: string) => void = () => {},
 ): Promise<ServedModel[]> {
   const folder = basename(dir);
   const manifest = await readVerifiedManifest(dir, folder);
@@ -72,20 +125,37 @@ export async function loadModelFolder(
     throw new ModelLoadError(folder, `tokenizer: ${(error as Error).message}`);
   }
   const models: ServedModel[] = [];
-  for (const precision of config.precisions) {
-    const name = `${folder}-${precision}`;
-    const runners: OnnxRunner[] = [];
+  const releaseAll = (extra: ModelRunner[]) => Promise.all([...models.flatMap((m) => m.runners), ...extra].map((runner) => runner.release()));
+  for (const variant of variants(folder, config.precisions, plan)) {
+    let backend = variant.backend;
+    const runners: ModelRunner[] = [];
     for (let i = 0; i < config.runtime.sessionsPerModel; i++) {
+      if (backend === 'engine') {
+        try {
+          runners.push(EngineRunner.create(plan.addon!, dir, manifest, { threads: config.runtime.threads, ...config.runtime.engine }));
+          continue;
+        } catch (error) {
+          const reason = (error as Error).message.split('\n')[0];
+          if (plan.strict || !(error instanceof EngineUnsupportedError)) {
+            await releaseAll(runners);
+            throw new ModelLoadError(folder, `${int8ModelFile} cannot be loaded on the sparse engine: ${reason}`);
+          }
+          log(`${variant.name}: the sparse engine cannot run this artifact (${reason}); serving it on onnxruntime`);
+          backend = 'onnxruntime';
+        }
+      }
       try {
-        runners.push(await OnnxRunner.create(join(dir, artifactFile[precision]), manifest.signature, manifest.task !== 'text-classification', tokenizer.padId, config.runtime));
+        runners.push(await OnnxRunner.create(join(dir, artifactFile[variant.precision]), manifest.signature, manifest.task !== 'text-classification', tokenizer.padId, config.runtime));
       } catch (error) {
-        await Promise.all([...models.flatMap((m) => m.runners), ...runners].map((runner) => runner.release()));
-        throw new ModelLoadError(folder, `${artifactFile[precision]} cannot be loaded: ${(error as Error).message.split('\n')[0]}`);
+        await releaseAll(runners);
+        throw new ModelLoadError(folder, `${artifactFile[variant.precision]} cannot be loaded: ${(error as Error).message.split('\n')[0]}`);
       }
     }
-    const batcher = new Batcher<RowOutputs>(config.batching, runners.map((runner) => runner.run), metrics.batcherObserver(name));
-    models.push({ name, folder, precision, manifest, tokenizer, batcher, runners });
-    metrics.modelInfo.set({ model: name, task: manifest.task, precision, sparsity: manifest.sparsity.final.encoderLinearSparsity.toFixed(4) }, 1);
+    const ragged = runners.every((runner) => runner.ragged);
+    const batcher = new Batcher<RowOutputs>({ ...config.batching, ragged }, runners.map((runner) => runner.run), metrics.batcherObserver(variant.name));
+    const kernelPath = runners[0].kernelPath;
+    models.push({ name: variant.name, folder, precision: variant.precision, backend, kernelPath, manifest, tokenizer, batcher, runners });
+    metrics.modelInfo.set({ model: variant.name, task: manifest.task, precision: variant.precision, sparsity: manifest.sparsity.final.encoderLinearSparsity.toFixed(4), backend, kernel_path: kernelPath }, 1);
   }
   return models;
 }
@@ -103,11 +173,13 @@ export class ModelRegistry {
     const missing = (config.modelFolders ?? []).filter((name) => !folders.includes(name));
     if (missing.length) throw new ModelLoadError(config.modelsDir, `no model folder named ${missing.join(', ')}`);
     const models = new Map<string, ServedModel>();
+    const plan = planBackends(config.runtime);
+    if (config.precisions.includes('int8')) log(plan.summary);
     try {
       for (const folder of folders.filter((name) => !config.modelFolders || config.modelFolders.includes(name))) {
-        for (const model of await loadModelFolder(join(config.modelsDir, folder), config, metrics)) {
+        for (const model of await loadModelFolder(join(config.modelsDir, folder), config, metrics, plan, log)) {
           models.set(model.name, model);
-          log(`loaded ${model.name} (${model.manifest.task}, ${model.manifest.architecture}, encoder sparsity ${(model.manifest.sparsity.final.encoderLinearSparsity * 100).toFixed(1)}%)`);
+          log(`loaded ${model.name} (${model.manifest.task}, ${model.manifest.architecture}, encoder sparsity ${(model.manifest.sparsity.final.encoderLinearSparsity * 100).toFixed(1)}%, ${model.backend}${model.backend === 'engine' ? ` ${model.kernelPath}` : ''})`);
         }
       }
     } catch (error) {

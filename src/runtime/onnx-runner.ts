@@ -2,10 +2,8 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { BatchRow } from '../batcher/batcher.js';
+import type { ModelRunner, RowOutputs } from './runner.js';
 import type { RunRequest, SessionWorkerData, WorkerMessage } from './session-worker.js';
-
-/** One row's slice of each model output, without its padding: [tokens] / [tokens, labels] / [labels]. */
-export type RowOutputs = Record<string, Float32Array>;
 
 export interface SessionSettings {
   threads: number;
@@ -29,7 +27,10 @@ function startWorker(data: SessionWorkerData): Worker {
  * Runs padded batches through one onnxruntime session living in its own worker thread, so inference never blocks
  * the event loop. Callers keep to one run at a time per runner (the batcher does).
  */
-export class OnnxRunner {
+export class OnnxRunner implements ModelRunner {
+  readonly backend = 'onnxruntime' as const;
+  readonly kernelPath = 'cpu';
+  readonly ragged = false;
   private nextId = 0;
   private readonly pending = new Map<
     number,

@@ -19,6 +19,8 @@ export const statusRoutes =
           name: model.name,
           task: manifest.task,
           precision: model.precision,
+          backend: model.backend,
+          kernel_path: model.kernelPath,
           architecture: manifest.architecture,
           default: ctx.registry.defaultFor(manifest.task) === model,
           encoder_sparsity: manifest.sparsity.final.encoderLinearSparsity,

@@ -63,7 +63,7 @@ function metadata(model: ServedModel) {
   return {
     name: model.name,
     versions: ['1'],
-    platform: 'onnxruntime_onnx',
+    platform: model.backend === 'engine' ? 'sparse_bert_engine' : 'onnxruntime_onnx',
     inputs: [...taskInputs[task].required, ...taskInputs[task].optional].map((name) => ({
       name,
       datatype: 'BYTES',
@@ -73,6 +73,8 @@ function metadata(model: ServedModel) {
     parameters: {
       task,
       precision: model.precision,
+      backend: model.backend,
+      kernel_path: model.kernelPath,
       encoder_sparsity: model.manifest.sparsity.final.encoderLinearSparsity,
     },
   };

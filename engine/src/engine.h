@@ -1,0 +1,81 @@
+// One engine instance: a loaded model, its thread pool and scratch memory. Runs one batch at a time.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "model.h"
+#include "thread-pool.h"
+
+namespace sbs {
+
+// A ragged batch: the tokens of all rows concatenated, row r being [offsets[r], offsets[r+1]).
+struct Batch {
+  std::vector<int32_t> ids, type_ids;  // type_ids empty: all zero
+  std::vector<int32_t> offsets;        // rows + 1 entries, offsets[0] == 0
+};
+
+// Per-token outputs [tokens][labels] (QA: start and end planes [2][tokens]) or per-row [rows][labels].
+struct BatchOutputs {
+  std::vector<std::vector<float>> planes;
+};
+
+enum class Op { embeddings, quantize, gemm_qkv, attention, gemm_attention_output, layer_norm, gemm_intermediate,
+                gelu, gemm_output, head, count };
+const char* op_name(Op op);
+
+struct EngineOptions {
+  int threads = 1;
+  Isa isa = Isa::scalar;
+  PackOptions pack;
+  bool profile = false;
+};
+
+class Engine {
+ public:
+  Engine(ModelWeights model, const EngineOptions& options);
+  ~Engine();
+
+  // Throws std::invalid_argument naming the problem for a batch the model cannot take; checked before any work.
+  void validate(const Batch& batch) const;
+  // Runs a validated batch. Not reentrant: callers serialize (busy() guards the N-API layer).
+  BatchOutputs run(const Batch& batch);
+
+  const ModelSpec& spec() const { return model_.spec; }
+  Isa isa() const { return kernels_.isa; }
+  int threads() const { return pool_.size(); }
+  // Per linear kind: how many layers run on the sparse kernel, and their mean quad density.
+  std::string describe_layers() const;
+  std::array<double, size_t(Op::count)> profile_seconds() const;
+  uint64_t profiled_runs() const { return profiled_runs_; }
+  std::atomic<bool>& busy() { return busy_; }
+
+ private:
+  struct Activations;  // packed u8 tiles + per-token scale and zero point
+  void ensure_capacity(int tokens);
+  void clear_tile_padding(int tokens, Activations& a);
+  void quantize_token(const float* row, int m, int tokens, Activations& a);
+  void gemm(const QuantizedLinear& w, const std::vector<int>& split, const Activations& a, int tokens, float* y,
+            int ldy, const float* residual, int ld_residual);
+
+  ModelWeights model_;
+  const KernelSet& kernels_;
+  ThreadPool pool_;
+  bool profile_;
+  std::array<double, size_t(Op::count)> op_seconds_{};
+  uint64_t profiled_runs_ = 0;
+  std::atomic<bool> busy_{false};
+  // Channel splits per layer and linear (qkv, attention_output, intermediate, output), one range per thread.
+  std::vector<std::array<std::vector<int>, 4>> splits_;
+
+  struct Scratch;
+  std::unique_ptr<Scratch> scratch_;
+};
+
+}  // namespace sbs

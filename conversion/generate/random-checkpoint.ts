@@ -39,6 +39,8 @@ export interface GenerateOptions {
   tokenizerDir?: string;
   /** Zero this fraction of each encoder Linear by magnitude, as a Prune OFA checkpoint would arrive. */
   sparsity?: number;
+  /** Pruning blocks over the torch weight [out, in]: [1, 4] is the recipe's block_structured 1x4 along the input. */
+  sparsityBlock?: [number, number];
 }
 
 /** Deterministic normal samples (mulberry32 + Box-Muller) so a seed always yields the same checkpoint. */
@@ -162,7 +164,7 @@ function buildTensors(
   const linear = (module: string, inFeatures: number, outFeatures: number, prunable: boolean) => {
     const weight = normal(`${module}.weight`, [outFeatures, inFeatures]);
     normal(`${module}.bias`, [outFeatures]);
-    if (prunable && options.sparsity) magnitudePrune(weight, outFeatures, inFeatures, options.sparsity);
+    if (prunable && options.sparsity) magnitudePrune(weight, outFeatures, inFeatures, options.sparsity, options.sparsityBlock);
   };
   const layerNorm = (module: string) => {
     normal(`${module}.weight`, [h], 1, 0.02);

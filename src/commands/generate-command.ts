@@ -13,6 +13,8 @@ Writes a seeded random-init checkpoint in Hugging Face layout (for tests and ben
   --labels A,B,...                 classification/NER labels (default SST-2 or CoNLL-2003 labels)
   --tokenizer <dir>                use a real tokenizer.json/vocab.txt from this folder (default: small synthetic vocab)
   --sparsity <0..1>                magnitude-prune encoder Linear weights, as a Prune OFA checkpoint arrives
+  --block 1x4                      prune in blocks (rows x cols of the torch weight [out, in]; 1x4: 4 inputs of one
+                                   output, the Intel "sparse-80-1x4-block" pattern); default 1x1 (unstructured)
   --seed <n>                       (default 42)`;
 
 const tasks: Record<string, Task> = {
@@ -40,6 +42,7 @@ export function generateCommand(args: string[]): void {
       labels: { type: 'string' },
       tokenizer: { type: 'string' },
       sparsity: { type: 'string' },
+      block: { type: 'string' },
       seed: { type: 'string' },
     },
   });
@@ -65,6 +68,8 @@ export function generateCommand(args: string[]): void {
   };
   if (dims.hiddenSize % dims.numHeads !== 0)
     throw new UsageError('--hidden must be divisible by --heads', generateUsage);
+  const block = /^(\d+)x(\d+)$/.exec(values.block ?? '1x1');
+  if (!block || +block[1] < 1 || +block[2] < 1) throw new UsageError('--block must look like 1x4', generateUsage);
   const dir = generateCheckpoint({
     outDir: values.out,
     family: values.family as Family,
@@ -75,6 +80,7 @@ export function generateCommand(args: string[]): void {
     labels: values.labels?.split(',').map((label) => label.trim()),
     tokenizerDir: values.tokenizer,
     sparsity: numberFlag(values.sparsity, '--sparsity', { min: 0, maxExclusive: 1 }),
+    sparsityBlock: [+block[1], +block[2]],
   });
   console.log(`wrote ${dir}`);
 }

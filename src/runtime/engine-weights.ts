@@ -172,7 +172,7 @@ export function engineWeights(manifest: Manifest, model: ModelProto): { spec: En
     labels: manifest.task === 'question-answering' ? 2 : output.weight.dims[1],
     layerNormEps: epsilon,
     activation: opTypes.has('Erf') ? 'gelu' : 'relu',
-    poolerActivation: nodes.some((node) => node.name === 'pool/activation' && node.opType === 'Relu') ? 'relu' : 'tanh',
+    poolerActivation: nodes.some((node) => node.opType === 'Relu' && node.output?.[0] === 'pool/activation') ? 'relu' : 'tanh',
   };
   return { spec, tensors };
 }

@@ -1,0 +1,109 @@
+// Sparse tile GEMM, 16-channel group x Mt tokens, AVX512-VNNI: each channel walks its CSR list of non-zero quads;
+// one broadcast weight dword feeds MB = Mt/16 VPDPBUSD over the tile row kq. Lists are walked U entries at a
+// time into U independent accumulator sets, so MB*U dependency chains cover the VPDPBUSD latency even for small
+// tiles. Long K is cut into blocks (quads_per_block) with a cursor per channel so the tile rows of one block stay
+// in L1 while the 16 lists pass over them; partial sums are parked in `acc` between blocks.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels-internal.h"
+#include "transpose-avx512.h"
+
+#if SBS_KERNELS_X86
+#pragma GCC push_options
+// GCC 12 flags the intentionally undefined pass-through operand inside its own AVX-512 intrinsics (PR105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni")
+
+namespace sbs::kernels {
+
+namespace {
+
+template <int MB>
+constexpr int sets_per_channel() {
+  return MB == 1 ? 8 : MB == 2 ? 4 : MB <= 4 ? 3 : 2;
+}
+
+template <int MB, int U>
+inline void sparse_channel(const uint8_t* tile, const uint32_t* kq, const int32_t* q, uint32_t e, uint32_t end,
+                           int32_t* park, bool first) {
+  constexpr size_t kRow = MB * 64;
+  __m512i acc[U][MB];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 8
+    for (int mb = 0; mb < MB; ++mb) acc[u][mb] = _mm512_setzero_si512();
+  for (; e + U <= end; e += U) {
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) {
+      const uint8_t* a = tile + kq[e + u] * kRow;
+      const __m512i wb = _mm512_set1_epi32(q[e + u]);
+#pragma GCC unroll 8
+      for (int mb = 0; mb < MB; ++mb)
+        acc[u][mb] = _mm512_dpbusd_epi32(acc[u][mb], _mm512_loadu_si512(a + mb * 64), wb);
+    }
+  }
+  for (; e < end; ++e) {
+    const uint8_t* a = tile + kq[e] * kRow;
+    const __m512i wb = _mm512_set1_epi32(q[e]);
+#pragma GCC unroll 8
+    for (int mb = 0; mb < MB; ++mb) acc[0][mb] = _mm512_dpbusd_epi32(acc[0][mb], _mm512_loadu_si512(a + mb * 64), wb);
+  }
+#pragma GCC unroll 8
+  for (int mb = 0; mb < MB; ++mb) {
+    __m512i s = acc[0][mb];
+#pragma GCC unroll 8
+    for (int u = 1; u < U; ++u) s = _mm512_add_epi32(s, acc[u][mb]);
+    if (!first) s = _mm512_add_epi32(s, _mm512_loadu_si512(park + mb * 256));
+    _mm512_storeu_si512(park + mb * 256, s);
+  }
+}
+
+template <int MB>
+void sparse_tile(const uint8_t* tile, const SparseWeightsView& w, int n0, int nc, int32_t* acc) {
+  constexpr int U = sets_per_channel<MB>();
+  const uint32_t* rb = w.row_begin + n0;
+  const int kb = quads_per_block(MB * 16);
+  if (w.Kq <= kb) {
+    for (int c = 0; c < nc; ++c) sparse_channel<MB, U>(tile, w.kq, w.quads, rb[c], rb[c + 1], acc + c * 16, true);
+  } else {
+    uint32_t cursor[kChannelGroup];
+    for (int c = 0; c < nc; ++c) cursor[c] = rb[c];
+    for (int k0 = 0; k0 < w.Kq; k0 += kb) {
+      const uint32_t k1 = uint32_t(k0 + kb);
+      for (int c = 0; c < nc; ++c) {
+        const uint32_t end = uint32_t(std::lower_bound(w.kq + cursor[c], w.kq + rb[c + 1], k1) - w.kq);
+        sparse_channel<MB, U>(tile, w.kq, w.quads, cursor[c], end, acc + c * 16, k0 == 0);
+        cursor[c] = end;
+      }
+    }
+  }
+  for (int c = nc; c < 16; ++c)
+    for (int mb = 0; mb < MB; ++mb) _mm512_storeu_si512(acc + mb * 256 + c * 16, _mm512_setzero_si512());
+  transpose_acc_blocks_avx512(acc, MB);
+}
+
+}  // namespace
+
+void qu8s8_spmm_avx512vnni(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc, int32_t* acc) {
+  switch (Mt / 16) {
+    case 1: return sparse_tile<1>(tile, w, n0, nc, acc);
+    case 2: return sparse_tile<2>(tile, w, n0, nc, acc);
+    case 3: return sparse_tile<3>(tile, w, n0, nc, acc);
+    case 4: return sparse_tile<4>(tile, w, n0, nc, acc);
+    case 5: return sparse_tile<5>(tile, w, n0, nc, acc);
+    case 6: return sparse_tile<6>(tile, w, n0, nc, acc);
+    case 7: return sparse_tile<7>(tile, w, n0, nc, acc);
+    case 8: return sparse_tile<8>(tile, w, n0, nc, acc);
+    default: return;
+  }
+}
+
+}  // namespace sbs::kernels
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif

@@ -1,0 +1,431 @@
+// Standalone tester of the engine's int8 kernels: every ISA this CPU runs is checked bit-exactly against the plain
+// reference GEMM (tile kernels) or the scalar kernels (epilogue, quantize_pack_row) on seeded random shapes.
+// Build: g++ -std=c++17 -O2 -Iengine/src engine/src/kernels/*.cc engine/test/kernel-tester.cc
+// Exit status 0 when everything matches; otherwise the first mismatch is printed and the status is 1.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/reference.h"
+
+using namespace sbs;
+
+namespace {
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  int uniform(int lo, int hi) { return lo + int(next() % uint64_t(hi - lo + 1)); }  // [lo, hi]
+  double real() { return double(next() >> 11) / double(1ull << 53); }                // [0, 1)
+  float normal() {
+    const double u = std::max(real(), 1e-12), v = real();
+    return float(std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v));
+  }
+};
+
+struct Failure {
+  bool failed = false;
+  long checks = 0;
+};
+
+int round16(int x) { return (x + 15) / 16 * 16; }
+
+enum class Pattern { dense, unstructured, blocks1x4, empty_rows, all_zero, extreme_neg, extreme_pos, extreme_mixed };
+
+const char* pattern_name(Pattern p) {
+  switch (p) {
+    case Pattern::dense: return "dense";
+    case Pattern::unstructured: return "unstructured";
+    case Pattern::blocks1x4: return "1x4-blocks";
+    case Pattern::empty_rows: return "empty-rows";
+    case Pattern::all_zero: return "all-zero";
+    case Pattern::extreme_neg: return "extreme(255 x -128)";
+    case Pattern::extreme_pos: return "extreme(255 x 127)";
+    case Pattern::extreme_mixed: return "extreme(255 x +-)";
+  }
+  return "?";
+}
+
+struct Problem {
+  int M, K, N;
+  Pattern pattern;
+  double sparsity;
+  std::vector<uint8_t> A;  // M x K
+  std::vector<int8_t> W;   // K x N
+  std::string describe() const {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "M=%d K=%d N=%d weights=%s sparsity=%.2f", M, K, N, pattern_name(pattern), sparsity);
+    return buf;
+  }
+};
+
+Problem make_problem(int M, int K, int N, Pattern pattern, double sparsity, Rng& rng) {
+  Problem p{M, K, N, pattern, sparsity, std::vector<uint8_t>(size_t(M) * K), std::vector<int8_t>(size_t(K) * N)};
+  const bool extreme = pattern == Pattern::extreme_neg || pattern == Pattern::extreme_pos ||
+                       pattern == Pattern::extreme_mixed;
+  for (auto& a : p.A) a = extreme ? 255 : uint8_t(rng.uniform(0, 255));
+  auto nonzero = [&rng] {
+    int v;
+    do v = rng.uniform(-128, 127);
+    while (v == 0);
+    return int8_t(v);
+  };
+  for (int k = 0; k < K; ++k)
+    for (int n = 0; n < N; ++n) {
+      int8_t& w = p.W[size_t(k) * N + n];
+      switch (pattern) {
+        case Pattern::dense: w = int8_t(rng.uniform(-128, 127)); break;
+        case Pattern::unstructured: w = rng.real() < sparsity ? 0 : nonzero(); break;
+        case Pattern::blocks1x4: break;  // below
+        case Pattern::empty_rows: w = (n % 3 == 1 || rng.real() < sparsity) ? 0 : nonzero(); break;
+        case Pattern::all_zero: w = 0; break;
+        case Pattern::extreme_neg: w = -128; break;
+        case Pattern::extreme_pos: w = 127; break;
+        case Pattern::extreme_mixed: w = (n % 2) ? 127 : -128; break;
+      }
+    }
+  if (pattern == Pattern::blocks1x4)
+    for (int kq = 0; kq < (K + 3) / 4; ++kq)
+      for (int n = 0; n < N; ++n) {
+        const bool keep = rng.real() >= sparsity;
+        for (int k = 4 * kq; k < std::min(K, 4 * kq + 4); ++k) p.W[size_t(k) * N + n] = keep ? nonzero() : 0;
+      }
+  return p;
+}
+
+std::vector<Isa> supported_isas(bool print) {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni}) {
+    const bool ok = isa_supported(isa);
+    if (print) std::printf("isa %-10s %s\n", isa_name(isa), ok ? "run" : "skipped (not supported by this CPU)");
+    if (ok) isas.push_back(isa);
+  }
+  return isas;
+}
+
+bool check_packing(const Problem& p, const PackedLinear& d, const PackedLinear& s, Failure& f) {
+  const int Kq = (p.K + 3) / 4;
+  auto fail = [&](const char* what) {
+    std::printf("MISMATCH pack_linear: %s (%s)\n", what, p.describe().c_str());
+    f.failed = true;
+    return false;
+  };
+  if (d.Kq != Kq || s.Kq != Kq || d.N != p.N || s.N != p.N || d.sparse || !s.sparse) return fail("header");
+  if (s.row_begin.size() != size_t(p.N) + 1 || s.kq.size() != s.quads.size()) return fail("CSR sizes");
+  if (d.dense.size() != size_t(p.N) * Kq) return fail("dense size");
+  size_t nonzero = 0;
+  for (int n = 0; n < p.N; ++n) {
+    int32_t sum = 0;
+    for (int k = 0; k < p.K; ++k) sum += p.W[size_t(k) * p.N + n];
+    if (d.w_sum[n] != sum || s.w_sum[n] != sum) return fail("w_sum");
+    for (uint32_t e = s.row_begin[n]; e < s.row_begin[n + 1]; ++e) {
+      if (s.quads[e] == 0) return fail("zero quad in CSR");
+      if (e > s.row_begin[n] && s.kq[e] <= s.kq[e - 1]) return fail("CSR kq not ascending");
+      if (s.kq[e] >= uint32_t(Kq) || d.dense[size_t(n) * Kq + s.kq[e]] != s.quads[e]) return fail("CSR vs dense");
+    }
+    for (int kq = 0; kq < Kq; ++kq) nonzero += d.dense[size_t(n) * Kq + kq] != 0;
+  }
+  if (nonzero != s.kq.size()) return fail("CSR count vs dense non-zero quads");
+  const double density = double(nonzero) / (double(p.N) * Kq);
+  if (std::fabs(d.quad_density - density) > 1e-12 || std::fabs(s.quad_density - density) > 1e-12 ||
+      std::fabs(quad_density(p.W.data(), p.K, p.N) - density) > 1e-12)
+    return fail("quad_density");
+  ++f.checks;
+  return true;
+}
+
+// Runs the dense and the sparse tile kernels of `isa` over the whole problem with tiles of Mt tokens (the last
+// tile rounded up to 16 if round_last) and compares every accumulator with the reference.
+bool check_tiles(const Problem& p, const std::vector<int32_t>& C, const PackedLinear& d, const PackedLinear& s,
+                 Isa isa, int Mt, bool round_last, Failure& f) {
+  const KernelSet& ks = kernels_for(isa);
+  std::vector<uint8_t> tile(tile_bytes(p.K, kMaxTileRows));
+  std::vector<int32_t> acc(size_t(kMaxTileRows) * kChannelGroup);
+  for (int m0 = 0; m0 < p.M; m0 += Mt) {
+    const int rows = std::min(Mt, p.M - m0);
+    const int mt = (round_last && rows < Mt) ? round16(rows) : Mt;
+    pack_tile(p.A.data(), p.K, m0, rows, mt, tile.data());
+    for (int n0 = 0; n0 < p.N; n0 += kChannelGroup) {
+      const int nc = std::min(kChannelGroup, p.N - n0);
+      for (int sparse = 0; sparse < 2; ++sparse) {
+        std::fill(acc.begin(), acc.end(), 0x7f7f7f7f);
+        if (sparse)
+          ks.sparse_gemm(tile.data(), mt, s.sparse_view(), n0, nc, acc.data());
+        else
+          ks.dense_gemm(tile.data(), mt, d.dense_view(), n0, nc, acc.data());
+        for (int m = 0; m < mt; ++m)
+          for (int c = 0; c < nc; ++c) {
+            const int32_t got = acc[size_t(m) * kChannelGroup + c];
+            const int32_t want = m < rows ? C[size_t(m0 + m) * p.N + n0 + c] : 0;  // padding tokens are zero
+            if (got != want) {
+              std::printf("MISMATCH %s isa=%s %s Mt=%d tile_m0=%d n0=%d nc=%d: acc[m=%d][c=%d] got %d expected %d\n",
+                          sparse ? "sparse_gemm" : "dense_gemm", isa_name(isa), p.describe().c_str(), mt, m0, n0, nc,
+                          m, c, got, want);
+              f.failed = true;
+              return false;
+            }
+          }
+        ++f.checks;
+      }
+    }
+  }
+  return true;
+}
+
+bool check_gemm(const Problem& p, const std::vector<Isa>& isas, Rng& rng, Failure& f) {
+  std::vector<int32_t> C(size_t(p.M) * p.N);
+  qu8s8_gemm_reference(p.A.data(), p.M, p.K, p.W.data(), p.N, C.data());
+  const PackedLinear d = pack_linear(p.W.data(), p.K, p.N, false);
+  const PackedLinear s = pack_linear(p.W.data(), p.K, p.N, true);
+  if (!check_packing(p, d, s, f)) return false;
+  // Every tile height on small problems; on large ones the engine's 64, the single-tile one and one at random.
+  std::vector<int> mts;
+  const double work = double(p.M) * p.K * p.N;
+  if (work <= 2.5e5) {
+    for (int mt = 16; mt <= kMaxTileRows; mt += 16) mts.push_back(mt);
+  } else {
+    mts = {64, round16(std::min(p.M, kMaxTileRows)), 16 * rng.uniform(1, 8)};
+    std::sort(mts.begin(), mts.end());
+    mts.erase(std::unique(mts.begin(), mts.end()), mts.end());
+  }
+  for (Isa isa : isas)
+    for (size_t i = 0; i < mts.size(); ++i)
+      if (!check_tiles(p, C, d, s, isa, mts[i], (i + mts.size()) % 2 == 0, f)) return false;
+  return true;
+}
+
+// ---- epilogue ----
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+bool check_epilogue(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
+  for (int trial = 0; trial < 300; ++trial) {
+    const int rows = trial < 20 ? 1 + trial % 4 : rng.uniform(1, kMaxTileRows);
+    const int nc = 1 + trial % 16;
+    const bool residual = trial % 3 != 0;
+    const int ldy = nc + rng.uniform(0, 5), ld_res = nc + rng.uniform(0, 3);
+    std::vector<int32_t> acc(size_t(kMaxTileRows) * kChannelGroup);
+    const int range = trial % 4 == 0 ? 100000000 : trial % 4 == 1 ? 1000 : 20000000;
+    for (auto& a : acc) a = rng.uniform(-range, range);
+    std::vector<float> a_scale(rows), w_scale(nc), bias(nc), res(size_t(rows) * ld_res);
+    std::vector<int32_t> a_zero(rows), w_sum(nc);
+    for (auto& v : a_scale) v = float(rng.real() * 0.05 + 1e-6);
+    for (auto& v : a_zero) v = rng.uniform(0, 255);
+    for (auto& v : w_scale) v = float(rng.real() * 0.02 + 1e-6);
+    for (auto& v : w_sum) v = rng.uniform(-390000, 390000);
+    for (auto& v : bias) v = rng.normal();
+    for (auto& v : res) v = 10 * rng.normal();
+    const EpilogueParams params{a_scale.data(), a_zero.data(), w_scale.data(), w_sum.data(),
+                                bias.data(),    residual ? res.data() : nullptr, ld_res};
+    const float sentinel = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> want(size_t(rows) * ldy + 16, sentinel);
+    kernels_for(Isa::scalar).epilogue(acc.data(), rows, nc, params, want.data(), ldy);
+    // The scalar path against the formula, written out once more here.
+    for (int m = 0; m < rows; ++m)
+      for (int c = 0; c < nc; ++c) {
+        float v = std::fmaf(float(acc[m * 16 + c] - a_zero[m] * w_sum[c]), a_scale[m] * w_scale[c], bias[c]);
+        if (residual) v += res[size_t(m) * ld_res + c];
+        if (!same_bits(v, want[size_t(m) * ldy + c])) {
+          std::printf("MISMATCH epilogue isa=scalar rows=%d nc=%d: y[%d][%d] got %.9g expected %.9g\n", rows, nc, m, c,
+                      want[size_t(m) * ldy + c], v);
+          f.failed = true;
+          return false;
+        }
+      }
+    for (Isa isa : isas) {
+      std::vector<float> got(want.size(), sentinel);
+      kernels_for(isa).epilogue(acc.data(), rows, nc, params, got.data(), ldy);
+      for (size_t i = 0; i < got.size(); ++i)
+        if (!same_bits(got[i], want[i])) {
+          std::printf("MISMATCH epilogue isa=%s rows=%d nc=%d ldy=%d residual=%d: y[%zu][%zu] got %.9g expected %.9g\n",
+                      isa_name(isa), rows, nc, ldy, int(residual), i / ldy, i % ldy, got[i], want[i]);
+          f.failed = true;
+          return false;
+        }
+      ++f.checks;
+    }
+  }
+  return true;
+}
+
+// ---- quantize_pack_row ----
+
+bool check_quantize(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
+  const int Ks[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 768, 3072};
+  const char* kinds[] = {"normal", "all-zero", "all-negative", "all-positive", "one-huge", "tiny", "wide", "halves"};
+  for (int K : Ks)
+    for (int kind = 0; kind < 8; ++kind) {
+      const int Mt = 16 * rng.uniform(1, 8);
+      const int m = rng.uniform(0, Mt - 1);
+      std::vector<float> x(static_cast<size_t>(K));
+      for (int k = 0; k < K; ++k) {
+        switch (kind) {
+          case 0: x[k] = rng.normal(); break;
+          case 1: x[k] = 0.0f; break;
+          case 2: x[k] = -std::fabs(rng.normal()) - 0.01f; break;
+          case 3: x[k] = std::fabs(rng.normal()) + 0.01f; break;
+          case 4: x[k] = k == K / 2 ? 1e30f : rng.normal(); break;
+          case 5: x[k] = 1e-38f * rng.normal(); break;
+          case 6: x[k] = 1000.0f * rng.normal(); break;
+          // Values on .5 steps of the quantization grid exercise round-half-to-even.
+          case 7: x[k] = float(rng.uniform(-510, 510)) * 0.5f * (2.0f / 255.0f); break;
+        }
+      }
+      const size_t bytes = tile_bytes(K, Mt);
+      std::vector<uint8_t> want(bytes, 0xcd);
+      float want_scale;
+      int32_t want_zero;
+      kernels_for(Isa::scalar).quantize_pack_row(x.data(), K, want.data(), Mt, m, &want_scale, &want_zero);
+      // Sanity of the scalar definition: zero point in range, values reconstruct within one step.
+      if (want_zero < 0 || want_zero > 255 || !(want_scale > 0)) {
+        std::printf("MISMATCH quantize_pack_row isa=scalar K=%d kind=%s: scale %g zero %d\n", K, kinds[kind],
+                    want_scale, want_zero);
+        f.failed = true;
+        return false;
+      }
+      for (int k = 0; k < K && kind != 5; ++k) {
+        const int q = want[(size_t(k / 4) * Mt + m) * 4 + k % 4];
+        const float back = float(q - want_zero) * want_scale;
+        if (std::fabs(back - x[k]) > want_scale * 0.5f + 1e-6f * std::fabs(x[k]) + 1e-30f) {
+          std::printf("MISMATCH quantize_pack_row isa=scalar K=%d kind=%s: x[%d]=%g -> q=%d back %g\n", K, kinds[kind],
+                      k, x[k], q, back);
+          f.failed = true;
+          return false;
+        }
+      }
+      for (Isa isa : isas) {
+        std::vector<uint8_t> got(bytes, 0xcd);
+        float scale;
+        int32_t zero;
+        kernels_for(isa).quantize_pack_row(x.data(), K, got.data(), Mt, m, &scale, &zero);
+        if (!same_bits(scale, want_scale) || zero != want_zero) {
+          std::printf("MISMATCH quantize_pack_row isa=%s K=%d kind=%s: scale %.9g zero %d expected %.9g %d\n",
+                      isa_name(isa), K, kinds[kind], scale, zero, want_scale, want_zero);
+          f.failed = true;
+          return false;
+        }
+        for (size_t i = 0; i < bytes; ++i)
+          if (got[i] != want[i]) {
+            std::printf("MISMATCH quantize_pack_row isa=%s K=%d kind=%s Mt=%d m=%d: tile byte %zu (kq=%zu token=%zu "
+                        "j=%zu) got %d expected %d\n",
+                        isa_name(isa), K, kinds[kind], Mt, m, i, i / 4 / Mt, i / 4 % Mt, i % 4, got[i], want[i]);
+            f.failed = true;
+            return false;
+          }
+        ++f.checks;
+      }
+    }
+  return true;
+}
+
+// ---- split_channels ----
+
+bool check_split(Rng& rng, Failure& f) {
+  for (int trial = 0; trial < 60; ++trial) {
+    const int N = trial < 6 ? std::max(1, trial * 7) : rng.uniform(1, 3100);
+    const int K = 8;
+    std::vector<int8_t> W(size_t(K) * N);
+    const bool sparse = trial % 2;
+    for (int n = 0; n < N; ++n)
+      for (int k = 0; k < K; ++k) W[size_t(k) * N + n] = (n < N / 3 || rng.real() < 0.5) ? 0 : 1;  // uneven work
+    const PackedLinear p = pack_linear(W.data(), K, N, sparse);
+    for (int parts = 1; parts <= 9; ++parts) {
+      const std::vector<int> b = split_channels(p, parts);
+      bool ok = b.size() == size_t(parts) + 1 && b.front() == 0 && b.back() == N;
+      for (size_t i = 1; ok && i < b.size(); ++i) ok = b[i] >= b[i - 1];
+      for (size_t i = 1; ok && i + 1 < b.size(); ++i) ok = b[i] % kChannelGroup == 0 || b[i] == N;
+      // Balance: no part more than the average plus one group's worth of work.
+      if (ok) {
+        size_t total = 0, worst = 0, max_group = 0;
+        for (int n = 0; n < N; ++n) total += p.channel_work(n) + 8;
+        for (int g = 0; g * 16 < N; ++g) {
+          size_t w = 0;
+          for (int n = g * 16; n < std::min(N, g * 16 + 16); ++n) w += p.channel_work(n) + 8;
+          max_group = std::max(max_group, w);
+        }
+        for (size_t i = 0; i + 1 < b.size(); ++i) {
+          size_t w = 0;
+          for (int n = b[i]; n < b[i + 1]; ++n) w += p.channel_work(n) + 8;
+          worst = std::max(worst, w);
+        }
+        ok = worst <= total / parts + max_group;
+      }
+      if (!ok) {
+        std::printf("MISMATCH split_channels N=%d parts=%d sparse=%d: bounds", N, parts, int(sparse));
+        for (int v : b) std::printf(" %d", v);
+        std::printf("\n");
+        f.failed = true;
+        return false;
+      }
+      ++f.checks;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main() {
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<Isa> isas = supported_isas(true);
+  std::printf("best_isa: %s\n", isa_name(best_isa()));
+  Failure f;
+  Rng rng(20240611);
+  for (Isa isa : isas)
+    if (kernels_for(isa).isa != isa) {
+      std::printf("MISMATCH kernels_for(%s).isa\n", isa_name(isa));
+      return 1;
+    }
+
+  struct Spec {
+    Pattern pattern;
+    double sparsity;
+  };
+  const Spec specs[] = {{Pattern::dense, 0.0},         {Pattern::unstructured, 0.5}, {Pattern::unstructured, 0.9},
+                        {Pattern::unstructured, 0.99}, {Pattern::all_zero, 1.0},     {Pattern::blocks1x4, 0.9},
+                        {Pattern::blocks1x4, 0.5},     {Pattern::empty_rows, 0.7},   {Pattern::extreme_neg, 0.0},
+                        {Pattern::extreme_pos, 0.0},   {Pattern::extreme_mixed, 0.0}};
+  const int Ms[] = {1, 3, 16, 17, 64, 100, 128};
+  std::vector<Problem> problems;
+  int next_m = 0;
+  // Small K and N: every combination with every weight pattern, M cycling through its list.
+  for (int K : {1, 3, 4, 5, 63, 64, 65})
+    for (int N : {1, 15, 16, 17, 48})
+      for (const Spec& s : specs) problems.push_back(make_problem(Ms[next_m++ % 7], K, N, s.pattern, s.sparsity, rng));
+  // BERT-sized K, and a wide N, on fewer patterns.
+  for (const Spec& s : specs) {
+    const int m = next_m++;
+    problems.push_back(make_problem(Ms[m % 7], 768, m % 2 ? 17 : 48, s.pattern, s.sparsity, rng));
+    problems.push_back(make_problem(Ms[4 + m % 3], 65, 2304, s.pattern, s.sparsity, rng));
+  }
+  // K = 3072: int32 sums of up to 3072 * 255 * 128 (about 1e8), the largest the engine sees.
+  for (const Spec& s : {specs[0], specs[2], specs[5], specs[8], specs[9], specs[10]})
+    problems.push_back(make_problem(128, 3072, 17, s.pattern, s.sparsity, rng));
+  problems.push_back(make_problem(100, 3072, 48, Pattern::unstructured, 0.9, rng));
+
+  for (const Problem& p : problems)
+    if (!check_gemm(p, isas, rng, f)) return 1;
+  std::printf("tile GEMM (dense + sparse): %zu problems OK\n", problems.size());
+  if (!check_epilogue(isas, rng, f)) return 1;
+  std::printf("epilogue: OK\n");
+  if (!check_quantize(isas, rng, f)) return 1;
+  std::printf("quantize_pack_row: OK\n");
+  if (!check_split(rng, f)) return 1;
+  std::printf("split_channels: OK\n");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("kernel-tester: all %ld checks passed on %zu ISAs in %.1f s\n", f.checks, isas.size(), seconds);
+  return 0;
+}

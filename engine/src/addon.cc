@@ -137,6 +137,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       options.threads = int_field(o, "options", "threads");
       if (options.threads < 1 || options.threads > 256) throw std::invalid_argument("options.threads must be 1..256");
       options.isa = o.Get("isa").IsUndefined() ? best_isa() : parse_isa(string_field(o, "options", "isa", nullptr));
+      options.avx512_ops = cpu_has_avx512_ops();
+      Napi::Value ops = o.Get("ops");
+      if (!ops.IsUndefined()) {
+        std::string name = string_field(o, "options", "ops", nullptr);
+        if (name != "avx512" && name != "portable") throw std::invalid_argument("options.ops: avx512 or portable");
+        if (name == "avx512" && !options.avx512_ops) throw std::invalid_argument("options.ops: this CPU has no AVX-512");
+        options.avx512_ops = name == "avx512";
+      }
       Napi::Value threshold = o.Get("sparseMaxQuadDensity");
       if (!threshold.IsUndefined()) {
         if (!threshold.IsNumber()) throw std::invalid_argument("options.sparseMaxQuadDensity must be a number");
@@ -203,6 +211,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object out = Napi::Object::New(env);
     out.Set("isa", isa_name(engine->isa()));
     out.Set("threads", engine->threads());
+    out.Set("ops", engine->ops_name());
     out.Set("layers", engine->describe_layers());
     return out;
   }
@@ -237,12 +246,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni})
     if (isa_supported(isa)) supported.Set(i++, isa_name(isa));
   out.Set("supported", supported);
-  // Which clone of the non-GEMM ops the CPU picks (GCC function multi-versioning).
-  __builtin_cpu_init();
-  const char* ops = __builtin_cpu_supports("x86-64-v4")   ? "x86-64-v4 (AVX-512)"
-                    : __builtin_cpu_supports("x86-64-v3") ? "x86-64-v3 (AVX2)"
-                                                          : "x86-64 baseline";
-  out.Set("ops", ops);
+  out.Set("ops", cpu_has_avx512_ops() ? "avx512" : "portable");
   return out;
 }
 

@@ -17,8 +17,9 @@ namespace {
 constexpr int kTileRows = 64;
 // The largest batch the engine takes; memory grows linearly with it (intermediate activations are tokens x 3072).
 constexpr int kMaxBatchTokens = 1 << 16;
-// Tokens per task for per-token ops: enough to amortize handing out a task, small enough to balance two threads.
-constexpr int kTokensPerTask = 8;
+// Tokens per task for per-token ops: 16 so that no two threads write the same 64-byte line of a packed tile
+// (a line holds one quad of 16 tokens); also amortizes handing out a task.
+constexpr int kTokensPerTask = 16;
 
 int ceil16(int n) { return (n + 15) / 16 * 16; }
 
@@ -66,6 +67,7 @@ struct Engine::Scratch {
 Engine::Engine(ModelWeights model, const EngineOptions& options)
     : model_(std::move(model)),
       kernels_(kernels_for(isa_supported(options.isa) ? options.isa : Isa::scalar)),
+      ops_(select_ops(options.avx512_ops && cpu_has_avx512_ops())),
       pool_(options.threads),
       profile_(options.profile),
       scratch_(std::make_unique<Scratch>()) {
@@ -236,7 +238,7 @@ BatchOutputs Engine::run(const Batch& batch) {
       embed_row(quantized ? model_.word_s8.data() + id * H : nullptr, quantized ? model_.word_scale[id] : 0.0f,
                 quantized ? nullptr : model_.word_f32.data() + id * H,
                 model_.position.data() + size_t(sc.position[m]) * H, type_row, H, out);
-      layer_norm_row(out, model_.embedding_norm.gamma.data(), model_.embedding_norm.beta.data(), H,
+      ops_.layer_norm_row(out, model_.embedding_norm.gamma.data(), model_.embedding_norm.beta.data(), H,
                      s.layer_norm_eps, out);
       quantize_token(out, m, tokens, sc.hidden_q);
     });
@@ -255,7 +257,7 @@ BatchOutputs Engine::run(const Batch& batch) {
         const int r = task / s.heads, h = task % s.heads;
         const int begin = batch.offsets[r], length = batch.offsets[r + 1] - begin;
         const float* q = sc.qkv.data() + size_t(begin) * 3 * H + size_t(h) * head_dim;
-        attention_head(q, q + H, q + 2 * H, 3 * H, length, head_dim,
+        ops_.attention_head(q, q + H, q + 2 * H, 3 * H, length, head_dim,
                        sc.ctx.data() + size_t(begin) * H + size_t(h) * head_dim, H, sc.attention[thread].data());
       });
     }
@@ -271,7 +273,7 @@ BatchOutputs Engine::run(const Batch& batch) {
       OpTimer timer(op_seconds_, Op::layer_norm);
       for_tokens([&](int m) {
         float* row = x2 + size_t(m) * H;
-        layer_norm_row(row, layer.attention_norm.gamma.data(), layer.attention_norm.beta.data(), H, s.layer_norm_eps,
+        ops_.layer_norm_row(row, layer.attention_norm.gamma.data(), layer.attention_norm.beta.data(), H, s.layer_norm_eps,
                        row);
         quantize_token(row, m, tokens, sc.hidden_q);
       });
@@ -285,7 +287,7 @@ BatchOutputs Engine::run(const Batch& batch) {
       for_tokens([&](int m) {
         float* row = sc.inner.data() + size_t(m) * I;
         if (s.activation == Activation::gelu)
-          gelu_row(row, I);
+          ops_.gelu_row(row, I);
         else
           relu_row(row, I);
         quantize_token(row, m, tokens, sc.inner_q);
@@ -299,7 +301,7 @@ BatchOutputs Engine::run(const Batch& batch) {
       OpTimer timer(op_seconds_, Op::layer_norm);
       for_tokens([&](int m) {
         float* row = x + size_t(m) * H;
-        layer_norm_row(row, layer.output_norm.gamma.data(), layer.output_norm.beta.data(), H, s.layer_norm_eps, row);
+        ops_.layer_norm_row(row, layer.output_norm.gamma.data(), layer.output_norm.beta.data(), H, s.layer_norm_eps, row);
         if (l + 1 < s.layers) quantize_token(row, m, tokens, sc.hidden_q);
       });
     }

@@ -11,6 +11,7 @@
 
 #include "kernels/kernels.h"
 #include "model.h"
+#include "ops/ops.h"
 #include "thread-pool.h"
 
 namespace sbs {
@@ -34,6 +35,7 @@ struct EngineOptions {
   int threads = 1;
   Isa isa = Isa::scalar;
   PackOptions pack;
+  bool avx512_ops = false;  // the AVX-512 attention / GELU / LayerNorm (else the portable ones)
   bool profile = false;
 };
 
@@ -50,6 +52,7 @@ class Engine {
   const ModelSpec& spec() const { return model_.spec; }
   Isa isa() const { return kernels_.isa; }
   int threads() const { return pool_.size(); }
+  const char* ops_name() const { return ops_.name; }
   // Per linear kind: how many layers run on the sparse kernel, and their mean quad density.
   std::string describe_layers() const;
   std::array<double, size_t(Op::count)> profile_seconds() const;
@@ -66,6 +69,7 @@ class Engine {
 
   ModelWeights model_;
   const KernelSet& kernels_;
+  OpSet ops_;
   ThreadPool pool_;
   bool profile_;
   std::array<double, size_t(Op::count)> op_seconds_{};

@@ -27,6 +27,22 @@ inline int attention_scratch_floats(int max_len, int head_dim) {
   return padded * (head_dim + 4);
 }
 
+// AVX-512 versions (call only when the CPU has AVX-512F/BW/VL/DQ).
+void layer_norm_row_avx512(const float* x, const float* gamma, const float* beta, int n, float eps, float* out);
+void gelu_row_avx512(float* x, int n);
+void attention_head_avx512(const float* q, const float* k, const float* v, int ld, int L, int head_dim, float* ctx,
+                           int ldc, float* scratch);
+
+// The operator implementations one engine uses, chosen once from the CPU's features.
+struct OpSet {
+  const char* name;
+  void (*layer_norm_row)(const float*, const float*, const float*, int, float, float*);
+  void (*gelu_row)(float*, int);
+  void (*attention_head)(const float*, const float*, const float*, int, int, int, float*, int, float*);
+};
+OpSet select_ops(bool avx512);
+bool cpu_has_avx512_ops();
+
 // y[n] = dot(weight[n], x) + bias[n] for n < N (weight rows contiguous, K long).
 void linear_rows(const float* weight, const float* bias, int K, int N, const float* x, float* y);
 

@@ -8,6 +8,7 @@
 
 #include "kernels-internal.h"
 #include "transpose-avx512.h"
+#include "vnni-asm.h"
 
 #if SBS_KERNELS_X86
 #pragma GCC push_options
@@ -45,7 +46,7 @@ inline void dense_block(const uint8_t* a, const int32_t* w, size_t Kq, int nk, i
     for (int c = 0; c < NC; ++c) {
       const __m512i wb = _mm512_set1_epi32(w[c * Kq + k]);
 #pragma GCC unroll 8
-      for (int mb = 0; mb < MB; ++mb) acc[c][mb] = _mm512_dpbusd_epi32(acc[c][mb], av[mb], wb);
+      for (int mb = 0; mb < MB; ++mb) acc[c][mb] = dpbusd512(acc[c][mb], av[mb], wb);
     }
   }
 #pragma GCC unroll 8

@@ -6,6 +6,7 @@
 
 #include "kernels-internal.h"
 #include "transpose-avx2.h"
+#include "vnni-asm.h"
 
 #if SBS_KERNELS_X86
 #pragma GCC push_options
@@ -35,7 +36,7 @@ inline void dense_block(const uint8_t* a, size_t row, const int32_t* w, size_t K
     for (int c = 0; c < NC; ++c) {
       const __m256i wb = _mm256_set1_epi32(w[c * Kq + k]);
 #pragma GCC unroll 2
-      for (int t = 0; t < kTb; ++t) acc[c][t] = _mm256_dpbusd_avx_epi32(acc[c][t], av[t], wb);
+      for (int t = 0; t < kTb; ++t) acc[c][t] = dpbusd256_vex(acc[c][t], av[t], wb);
     }
   }
 #pragma GCC unroll 4

@@ -9,6 +9,7 @@
 
 #include "kernels-internal.h"
 #include "transpose-avx512.h"
+#include "vnni-asm.h"
 
 #if SBS_KERNELS_X86
 #pragma GCC push_options
@@ -43,14 +44,14 @@ inline void sparse_channel(const uint8_t* tile, const uint32_t* kq, const int32_
       const __m512i wb = _mm512_set1_epi32(q[e + u]);
 #pragma GCC unroll 8
       for (int mb = 0; mb < MB; ++mb)
-        acc[u][mb] = _mm512_dpbusd_epi32(acc[u][mb], _mm512_loadu_si512(a + mb * 64), wb);
+        acc[u][mb] = dpbusd512(acc[u][mb], _mm512_loadu_si512(a + mb * 64), wb);
     }
   }
   for (; e < end; ++e) {
     const uint8_t* a = tile + kq[e] * kRow;
     const __m512i wb = _mm512_set1_epi32(q[e]);
 #pragma GCC unroll 8
-    for (int mb = 0; mb < MB; ++mb) acc[0][mb] = _mm512_dpbusd_epi32(acc[0][mb], _mm512_loadu_si512(a + mb * 64), wb);
+    for (int mb = 0; mb < MB; ++mb) acc[0][mb] = dpbusd512(acc[0][mb], _mm512_loadu_si512(a + mb * 64), wb);
   }
 #pragma GCC unroll 8
   for (int mb = 0; mb < MB; ++mb) {

@@ -7,6 +7,7 @@
 
 #include "kernels-internal.h"
 #include "transpose-avx2.h"
+#include "vnni-asm.h"
 
 #if SBS_KERNELS_X86
 #pragma GCC push_options
@@ -31,7 +32,7 @@ inline void sparse_channel(const uint8_t* tile, size_t row, const uint32_t* kq, 
       const __m256i wb = _mm256_set1_epi32(q[e + u]);
 #pragma GCC unroll 4
       for (int t = 0; t < TB; ++t)
-        acc[u][t] = _mm256_dpbusd_avx_epi32(acc[u][t], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + t * 32)), wb);
+        acc[u][t] = dpbusd256_vex(acc[u][t], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + t * 32)), wb);
     }
   }
   for (; e < end; ++e) {
@@ -39,7 +40,7 @@ inline void sparse_channel(const uint8_t* tile, size_t row, const uint32_t* kq, 
     const __m256i wb = _mm256_set1_epi32(q[e]);
 #pragma GCC unroll 4
     for (int t = 0; t < TB; ++t)
-      acc[0][t] = _mm256_dpbusd_avx_epi32(acc[0][t], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + t * 32)), wb);
+      acc[0][t] = dpbusd256_vex(acc[0][t], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + t * 32)), wb);
   }
 #pragma GCC unroll 4
   for (int t = 0; t < TB; ++t) {

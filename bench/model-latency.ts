@@ -1,41 +1,58 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Manifest } from '../conversion/manifest.js';
 import { denseModelFile, int8ModelFile } from '../conversion/manifest.js';
+import type { EngineAddon, KernelPath, NativeEngine } from '../src/runtime/engine-addon.js';
+import { engineWeights } from '../src/runtime/engine-weights.js';
+import { readModelFile } from '../src/runtime/onnx-initializers.js';
 
 export interface LatencyBenchOptions {
-  modelDir: string;
+  modelDirs: string[];
   batchSizes: number[];
   sequenceLengths: number[];
   threads: number[];
-  /** Timed runs per artifact and shape (after warm-up), unless the time budget ends first (at least 3 are kept). */
+  /** Timed runs per variant and shape (after warm-up), unless the time budget ends first (at least 3 are kept). */
   runs: number;
   secondsPerCase: number;
+  /** The native engine; undefined times onnxruntime only. */
+  engine?: { addon: EngineAddon; isa?: KernelPath; sparseMaxQuadDensity?: number };
+  /** Leave out the dense fp32 model (slow at large shapes). */
+  skipFp32: boolean;
   log: (line: string) => void;
 }
 
+type Variant = 'fp32' | 'int8' | 'engine';
+
 export interface LatencyRow {
+  model: string;
+  encoderSparsity: number;
   threads: number;
   batch: number;
   sequence: number;
-  denseMedianMs: number;
-  int8MedianMs: number;
-  denseP90Ms: number;
-  int8P90Ms: number;
+  /** Median and p90 ms per variant that ran. */
+  medianMs: Partial<Record<Variant, number>>;
+  p90Ms: Partial<Record<Variant, number>>;
   runs: number;
-  /** dense median / int8 median, from runs interleaved in the same process. */
-  speedup: number;
+  /** Medians' ratios from runs interleaved in the same process. */
+  int8VsFp32?: number;
+  engineVsInt8?: number;
+  engineVsFp32?: number;
+  /** Engine milliseconds per run by operator type, from this case's timed runs. */
+  engineProfileMs?: Record<string, number>;
+  /** Engine GEMM throughput: dense-equivalent multiply-adds per second (what the sparse kernels save counts). */
+  engineGemmEffectiveGmacs?: number;
+}
+
+function tokenIds(manifest: Manifest, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => 5 + ((i * 7919) % Math.max(1, manifest.dimensions.vocabSize - 5)));
 }
 
 function feeds(manifest: Manifest, batch: number, sequence: number): Record<string, ort.Tensor> {
   const count = batch * sequence;
-  const ids = BigInt64Array.from({ length: count }, (_, i) =>
-    BigInt(5 + ((i * 7919) % Math.max(1, manifest.dimensions.vocabSize - 5))),
-  );
   const all: Record<string, ort.Tensor> = {
-    input_ids: new ort.Tensor('int64', ids, [batch, sequence]),
+    input_ids: new ort.Tensor('int64', BigInt64Array.from(tokenIds(manifest, count), BigInt), [batch, sequence]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(count).fill(1n), [batch, sequence]),
     token_type_ids: new ort.Tensor('int64', new BigInt64Array(count), [batch, sequence]),
   };
@@ -46,71 +63,102 @@ const runsPerBlock = 3;
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 
+/** Multiply-adds of the encoder's linear layers for `tokens` tokens (the GEMMs; attention and heads excluded). */
+function encoderGemmMacs(manifest: Manifest, tokens: number): number {
+  const { hiddenSize: h, intermediateSize: i, numLayers } = manifest.dimensions;
+  return tokens * numLayers * (4 * h * h + 2 * h * i);
+}
+
 /**
- * Times dense and int8 in alternating blocks (one untimed run, then `runsPerBlock` timed) so machine drift hits
- * both alike. Blocks rather than single runs: ORT's intra-op threads keep spinning briefly after a run and would
- * steal the cores from the other session's next run (measured: +25% on int8 with run-by-run alternation).
+ * Times the variants in alternating blocks (one untimed run, then `runsPerBlock` timed) so machine drift hits all
+ * alike. Blocks rather than single runs: ORT's intra-op threads keep spinning briefly after a run and would steal
+ * the cores from the other session's next run (measured: +25% on int8 with run-by-run alternation).
  */
 export async function benchModelLatency(
   options: LatencyBenchOptions,
 ): Promise<{ rows: LatencyRow[]; environment: Record<string, unknown> }> {
-  const manifest = JSON.parse(readFileSync(join(options.modelDir, 'manifest.json'), 'utf8')) as Manifest;
   const rows: LatencyRow[] = [];
-  for (const threads of options.threads) {
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-    };
-    const dense = await ort.InferenceSession.create(join(options.modelDir, denseModelFile), sessionOptions);
-    const int8 = await ort.InferenceSession.create(join(options.modelDir, int8ModelFile), sessionOptions);
-    for (const batch of options.batchSizes) {
-      for (const sequence of options.sequenceLengths) {
-        if (sequence > manifest.maxSequenceLength) continue;
-        const input = feeds(manifest, batch, sequence);
-        const times: { dense: number[]; int8: number[] } = { dense: [], int8: [] };
-        const deadline = performance.now() + options.secondsPerCase * 1000;
-        do {
-          for (const [key, session] of [
-            ['dense', dense],
-            ['int8', int8],
-          ] as const) {
-            await session.run(input);
-            for (let i = 0; i < runsPerBlock; i++) {
-              const start = performance.now();
-              await session.run(input);
-              times[key].push(performance.now() - start);
-            }
-          }
-        } while (times.dense.length < options.runs && performance.now() < deadline);
-        times.dense.sort((a, b) => a - b);
-        times.int8.sort((a, b) => a - b);
-        const row: LatencyRow = {
+  const models: Record<string, unknown>[] = [];
+  for (const modelDir of options.modelDirs) {
+    const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8')) as Manifest;
+    const weights = options.engine ? engineWeights(manifest, readModelFile(join(modelDir, int8ModelFile))) : undefined;
+    for (const threads of options.threads) {
+      const sessionOptions: ort.InferenceSession.SessionOptions = {
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        // As the server runs them: spinning ORT threads would steal the cores of the variant timed next.
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
+      };
+      const dense = options.skipFp32 ? undefined : await ort.InferenceSession.create(join(modelDir, denseModelFile), sessionOptions);
+      const int8 = await ort.InferenceSession.create(join(modelDir, int8ModelFile), sessionOptions);
+      let engine: NativeEngine | undefined;
+      if (options.engine && weights) {
+        engine = new options.engine.addon.Engine(weights.spec, weights.tensors, {
           threads,
-          batch,
-          sequence,
-          denseMedianMs: percentile(times.dense, 0.5),
-          int8MedianMs: percentile(times.int8, 0.5),
-          denseP90Ms: percentile(times.dense, 0.9),
-          int8P90Ms: percentile(times.int8, 0.9),
-          runs: times.dense.length,
-          speedup: percentile(times.dense, 0.5) / percentile(times.int8, 0.5),
-        };
-        rows.push(row);
-        options.log(formatRow(row));
+          ...(options.engine.isa ? { isa: options.engine.isa } : {}),
+          ...(options.engine.sparseMaxQuadDensity !== undefined ? { sparseMaxQuadDensity: options.engine.sparseMaxQuadDensity } : {}),
+        });
+        if (threads === options.threads[0]) models.push({ model: basename(modelDir), engine: engine.info() });
       }
+      for (const batch of options.batchSizes) {
+        for (const sequence of options.sequenceLengths) {
+          if (sequence > manifest.maxSequenceLength) continue;
+          const input = feeds(manifest, batch, sequence);
+          const ids = Int32Array.from(tokenIds(manifest, batch * sequence));
+          const offsets = Int32Array.from({ length: batch + 1 }, (_, r) => r * sequence);
+          const runners: [Variant, () => Promise<unknown>][] = [];
+          if (dense) runners.push(['fp32', () => dense.run(input)]);
+          runners.push(['int8', () => int8.run(input)]);
+          if (engine) runners.push(['engine', () => engine!.run(ids, null, offsets)]);
+          const times: Record<Variant, number[]> = { fp32: [], int8: [], engine: [] };
+          const profileBefore = engine?.profile();
+          let engineTimedRuns = 0;
+          const deadline = performance.now() + options.secondsPerCase * 1000;
+          do {
+            for (const [key, run] of runners) {
+              await run();
+              for (let i = 0; i < runsPerBlock; i++) {
+                const start = performance.now();
+                await run();
+                times[key].push(performance.now() - start);
+              }
+              if (key === 'engine') engineTimedRuns += runsPerBlock + 1;
+            }
+          } while (times.int8.length < options.runs && performance.now() < deadline);
+          const row: LatencyRow = { model: basename(modelDir), encoderSparsity: manifest.sparsity.final.encoderLinearSparsity, threads, batch, sequence, medianMs: {}, p90Ms: {}, runs: times.int8.length };
+          for (const [key] of runners) {
+            times[key].sort((a, b) => a - b);
+            row.medianMs[key] = percentile(times[key], 0.5);
+            row.p90Ms[key] = percentile(times[key], 0.9);
+          }
+          const m = row.medianMs;
+          if (m.fp32) row.int8VsFp32 = m.fp32 / m.int8!;
+          if (m.engine) row.engineVsInt8 = m.int8! / m.engine;
+          if (m.engine && m.fp32) row.engineVsFp32 = m.fp32 / m.engine;
+          if (engine && profileBefore) {
+            const after = engine.profile();
+            row.engineProfileMs = Object.fromEntries(
+              Object.entries(after.seconds).map(([op, s]) => [op, ((s - profileBefore.seconds[op]) * 1000) / engineTimedRuns]),
+            );
+            const gemmMs = Object.entries(row.engineProfileMs).filter(([op]) => op.startsWith('gemm')).reduce((sum, [, ms]) => sum + ms, 0);
+            row.engineGemmEffectiveGmacs = encoderGemmMacs(manifest, batch * sequence) / (gemmMs * 1e6);
+          }
+          rows.push(row);
+          options.log(formatRow(row));
+        }
+      }
+      await dense?.release();
+      await int8.release();
+      engine?.dispose();
     }
-    await dense.release();
-    await int8.release();
   }
   const environment = {
-    model: manifest.name,
-    architecture: manifest.architecture,
-    dimensions: manifest.dimensions,
-    encoderSparsity: manifest.sparsity.final.encoderLinearSparsity,
+    models,
     cpu: cpus()[0]?.model,
     cores: cpus().length,
+    engineCpu: options.engine?.addon.cpuInfo(),
     onnxruntime: ort.env.versions,
     node: process.version,
   };
@@ -118,8 +166,20 @@ export async function benchModelLatency(
 }
 
 export const tableHeader =
-  '| threads | batch | seq | dense fp32 p50 (p90) ms | sparse int8 p50 (p90) ms | int8 speed-up | runs |\n|---|---|---|---|---|---|---|';
+  '| model | sparsity | threads | batch | seq | fp32 p50 (p90) ms | ORT int8 p50 (p90) ms | engine p50 (p90) ms | engine vs ORT int8 | engine vs fp32 | engine GEMM GMAC/s (dense-equiv.) | runs |\n|---|---|---|---|---|---|---|---|---|---|---|---|';
+
+const cell = (row: LatencyRow, key: Variant) =>
+  row.medianMs[key] === undefined ? '–' : `${row.medianMs[key]!.toFixed(1)} (${row.p90Ms[key]!.toFixed(1)})`;
+const ratio = (value: number | undefined) => (value === undefined ? '–' : `${value.toFixed(2)}x`);
 
 export function formatRow(r: LatencyRow): string {
-  return `| ${r.threads} | ${r.batch} | ${r.sequence} | ${r.denseMedianMs.toFixed(1)} (${r.denseP90Ms.toFixed(1)}) | ${r.int8MedianMs.toFixed(1)} (${r.int8P90Ms.toFixed(1)}) | ${r.speedup.toFixed(2)}x | ${r.runs} |`;
+  return `| ${r.model} | ${(r.encoderSparsity * 100).toFixed(0)}% | ${r.threads} | ${r.batch} | ${r.sequence} | ${cell(r, 'fp32')} | ${cell(r, 'int8')} | ${cell(r, 'engine')} | ${ratio(r.engineVsInt8)} | ${ratio(r.engineVsFp32)} | ${r.engineGemmEffectiveGmacs?.toFixed(0) ?? '–'} | ${r.runs} |`;
+}
+
+/** The engine's time per operator type for one case, largest first, as a Markdown table. */
+export function formatProfile(row: LatencyRow): string {
+  const entries = Object.entries(row.engineProfileMs ?? {}).sort((a, b) => b[1] - a[1]);
+  const total = entries.reduce((sum, [, ms]) => sum + ms, 0);
+  const lines = entries.map(([op, ms]) => `| ${op} | ${ms.toFixed(2)} | ${((100 * ms) / total).toFixed(0)}% |`);
+  return [`engine profile: ${row.model}, batch ${row.batch} x ${row.sequence}, ${row.threads} threads`, '| op | ms per run | share |', '|---|---|---|', ...lines].join('\n');
 }

@@ -15,16 +15,25 @@
 # Configuration is by environment variable (HOST, PORT, MODELS_DIR, THREADS, MAX_BATCH_DELAY_MS, ...; `serve --help`).
 ARG BASE_IMAGE=node:20-bookworm-slim
 
-# ---- deps: every dependency from the lock file. onnxruntime-node's post-install would download CUDA binaries,
-# which CPU inference does not need (and which fails offline), so it is skipped (.npmrc says so too).
+# ---- deps: every dependency from the lock file, and the sparse engine (C++ addon) that npm ci's install script
+# builds with node-gyp against the base image's Node headers (/usr/local/include/node). onnxruntime-node's
+# post-install would download CUDA binaries, which CPU inference does not need (and which fails offline), so it is
+# skipped (.npmrc says so too). The compiler stays in the build stages; the runtime image gets only the .node file.
 FROM ${BASE_IMAGE} AS deps
 WORKDIR /app
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
 ENV ONNXRUNTIME_NODE_INSTALL=skip \
     NPM_CONFIG_AUDIT=false \
     NPM_CONFIG_FUND=false \
     NPM_CONFIG_UPDATE_NOTIFIER=false
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci
+COPY engine ./engine
+# The install never fails for want of the engine (the server would fall back to onnxruntime); the image must not
+# ship without it, so the build stops here if it did not build.
+RUN npm ci \
+ && test -f engine/build/Release/sbs_engine.node || { cat engine/build/build.log 2> /dev/null | tail -30; exit 1; }
 
 # ---- build: TypeScript -> dist/
 FROM deps AS build
@@ -34,7 +43,7 @@ RUN npm run build
 # ---- prod-deps: production dependencies only, from the npm cache the deps stage filled (no second download).
 # onnxruntime-node ships binaries for every platform; only this one's stays (-220 MB).
 FROM deps AS prod-deps
-RUN npm ci --omit=dev --offline \
+RUN npm ci --omit=dev --offline --ignore-scripts \
  && keep="linux/$(node -p process.arch)" \
  && for dir in node_modules/onnxruntime-node/bin/napi-v*/*/*; do \
       case "$dir" in */"$keep") ;; *) rm -rf "$dir" ;; esac; \
@@ -51,6 +60,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=deps /app/engine/build/Release/sbs_engine.node ./engine/build/Release/sbs_engine.node
 COPY package.json ./
 # Baked models (if any) stay owned by root, read-only to the server; /models itself belongs to the server's user so
 # `convert` can write into a fresh named volume mounted there.

@@ -21,7 +21,9 @@ mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 cache="${SBS_DOCKER_BASE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sparse-bert-serve/docker-base}"
 log() { echo "build-base-image: $*" >&2; }
 
-if [[ $force == 0 ]] && "$docker" image inspect "$tag" > /dev/null 2>&1; then
+# Revision 2 added Node's C headers (the engine addon builds against them, as on the official image).
+revision=2
+if [[ $force == 0 ]] && [[ "$("$docker" image inspect --format '{{ index .Config.Labels "sparse-bert-serve.base-revision" }}' "$tag" 2> /dev/null)" == "$revision" ]]; then
   log "$tag is already in the engine; nothing to do (--force rebuilds)"
   exit 0
 fi
@@ -30,7 +32,7 @@ node_bin="$(readlink -f "$(command -v node)")"
 node_version="$(node -p process.version)"
 arch="$(node -p process.arch)"
 prefix="$(dirname "$(dirname "$node_bin")")"
-tarball="$cache/bookworm-minbase-node-${node_version}-${arch}.tar"
+tarball="$cache/bookworm-minbase-node-${node_version}-${arch}-r${revision}.tar"
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 
 mkdir -p "$cache"
@@ -53,6 +55,13 @@ if [[ $force == 1 || ! -s "$tarball" ]]; then
   for pkg in npm corepack; do
     if [[ -d "$prefix/lib/node_modules/$pkg" ]]; then cp -a "$prefix/lib/node_modules/$pkg" "$rootfs/usr/local/lib/node_modules/"; fi
   done
+  # Node's C headers, where the official image has them: native addons (the sparse engine) build against them.
+  if [[ -f "$prefix/include/node/node_api.h" ]]; then
+    mkdir -p "$rootfs/usr/local/include"
+    cp -a "$prefix/include/node" "$rootfs/usr/local/include/"
+  else
+    log "warning: no Node headers at $prefix/include/node; the engine addon will not build in the image"
+  fi
   ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
   ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
   if [[ -d "$rootfs/usr/local/lib/node_modules/corepack" ]]; then
@@ -89,6 +98,7 @@ changes=(
   --change "ENV NODE_VERSION=${node_version#v}"
   --change 'LABEL org.opencontainers.image.description="local stand-in for node:20-bookworm-slim (debootstrap + the build machine Node)"'
   --change 'LABEL sparse-bert-serve.local-base-image=true'
+  --change "LABEL sparse-bert-serve.base-revision=$revision"
   --change 'CMD ["node"]'
 )
 if [[ -s "$ca_bundle" ]]; then changes+=(--change "ENV NODE_EXTRA_CA_CERTS=$ca_bundle"); fi

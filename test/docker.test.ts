@@ -204,7 +204,13 @@ test(
       name: string;
       task: string;
       default: boolean;
+      backend: string;
+      kernel_path: string;
     }>;
+    // The image ships the sparse engine: int8 models run on it (this machine has a VNNI path), fp32 on onnxruntime.
+    for (const model of models)
+      assert.equal(model.backend, model.name.endsWith('-int8') ? 'engine' : 'onnxruntime', `${model.name} backend`);
+    assert.ok(models.filter((m) => m.backend === 'engine').every((m) => ['avx512vnni', 'avxvnni'].includes(m.kernel_path)));
     assert.deepEqual(models.map((m) => m.name).sort(), [
       'conll-fp32',
       'conll-int8',

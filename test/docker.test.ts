@@ -129,10 +129,13 @@ test(
       'sh',
       imageTag,
       '-c',
-      'ls -A; echo --; ls node_modules; echo --; ls -d node_modules/onnxruntime-node/bin/napi-v*/*/*; command -v sleep >&2',
+      'ls -A; echo --; ls node_modules; echo --; ls -d node_modules/onnxruntime-node/bin/napi-v*/*/*; echo --; find engine -type f; command -v sleep >&2; command -v g++ >&2 || echo no-compiler >&2',
     ]);
-    const [app, modules, ortBinaries] = listing.stdout.split('--\n').map((part) => part.trim().split('\n'));
-    assert.deepEqual(app.sort(), ['dist', 'node_modules', 'package.json']);
+    const [app, modules, ortBinaries, engineFiles] = listing.stdout.split('--\n').map((part) => part.trim().split('\n'));
+    assert.deepEqual(app.sort(), ['dist', 'engine', 'node_modules', 'package.json']);
+    // The engine ships as its built addon alone; the compiler stayed in the build stage.
+    assert.deepEqual(engineFiles, ['engine/build/Release/sbs_engine.node']);
+    assert.match(listing.stderr, /no-compiler/);
     // (@types/* stay: protobufjs 6, a production dependency, depends on @types/node and @types/long.)
     for (const dev of ['typescript', 'tsx', 'prettier', 'esbuild'])
       assert.ok(!modules.includes(dev), `dev dependency ${dev} in the image`);

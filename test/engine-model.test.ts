@@ -57,6 +57,11 @@ for (const [name] of cases) {
       const ortError = meanAbsDiff(q, f);
       // Per-token activation scales are at least as fine as ORT's per-tensor ones; allow noise at tiny dims.
       assert.ok(engineError <= 1.5 * ortError + 2e-4, `engine mean |Δ| ${engineError} vs onnxruntime int8 ${ortError}`);
+      // convert verified the engine too, on its own rows, and recorded it beside onnxruntime int8.
+      const recorded = model.manifest.verification;
+      assert.ok(recorded.engineVsDense?.passed, JSON.stringify(recorded.engineVsDense ?? recorded.engineSkipped));
+      assert.equal(recorded.engineVsDense!.kernelPath, addon.cpuInfo().best);
+      assert.ok(recorded.engineVsDense!.meanAbsDiff <= 1.5 * recorded.int8VsDense.meanAbsDiff + 2e-4);
       const scale = meanAbsDiff(f.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.map(() => 0)]))), f);
       assert.ok(engineError < 0.05 * scale + 1e-3, `engine error ${engineError} is not small next to the logits' size ${scale}`);
     } finally {

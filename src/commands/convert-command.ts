@@ -75,6 +75,7 @@ export function parseConvertArgs(args: string[], env: NodeJS.ProcessEnv, log: (l
         numberFlag(values['int8-min-cosine'], '--int8-min-cosine', { min: -1 }) ?? defaultTolerances.int8MinCosine,
     },
     seed: numberFlag(values.seed, '--seed', { integer: true }) ?? 7,
+    engineAddonPath: env.SBS_ENGINE_ADDON,
     log,
   };
 }

@@ -95,7 +95,7 @@ function concatFloats(parts: Initializer[]): Float32Array {
   return out;
 }
 
-export function engineWeights(manifest: Manifest, model: ModelProto): { spec: EngineSpec; tensors: EngineTensors } {
+export function engineWeights(manifest: Pick<Manifest, 'task' | 'dimensions'>, model: ModelProto): { spec: EngineSpec; tensors: EngineTensors } {
   const initializers = readInitializers(model);
   const nodes = model.graph!.node ?? [];
   const dims = manifest.dimensions;

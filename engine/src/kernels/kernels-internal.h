@@ -18,11 +18,14 @@
 
 namespace sbs::kernels {
 
-// Bytes of the activation tile a blocked kernel keeps hot while it walks all channels of a group: the K loop is
-// cut into blocks of this many bytes (Mt tokens x 4 bytes per quad) so that the rows it reads again for every
-// channel stay in L1 (32-48 KiB on current x86 cores), even for K = 3072 and Mt = 128.
-constexpr int kTileBlockBytes = 24 * 1024;
-inline int quads_per_block(int Mt) { return std::max(8, kTileBlockBytes / (Mt * 4)); }
+// Bytes of the activation tile a dense kernel keeps hot while all channel blocks of a group pass over it: the K
+// loop is cut into blocks of this many bytes (Mt tokens x 4 bytes per quad) so that the rows read again for every
+// channel block stay in L1 (32-48 KiB on current x86 cores), even for K = 3072 and Mt = 128.
+constexpr int kDenseTileBlockBytes = 24 * 1024;
+// The sparse kernels pay per block and channel (partial sums parked and reloaded), and each channel reads only
+// its non-zero quads' rows, so their blocks are larger: measured best at 48 KiB on Zen 5 (K = 768 and 3072).
+constexpr int kSparseTileBlockBytes = 48 * 1024;
+inline int quads_per_block(int Mt, int bytes) { return std::max(8, bytes / (Mt * 4)); }
 
 // Emulates CVTPS2DQ in the default rounding mode (nearest-even) including its out-of-range result, so the scalar
 // path agrees with the vector ones even for inputs such as inf or NaN, and never converts out of range (UB).

@@ -58,7 +58,7 @@ inline void dense_block(const uint8_t* a, size_t row, const int32_t* w, size_t K
 void qu8s8_gemm_dense_avx2(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc) {
   constexpr int NC = 2;
   const size_t Kq = size_t(w.Kq), row = size_t(Mt) * 4;
-  const int kb = quads_per_block(Mt);
+  const int kb = quads_per_block(Mt, kDenseTileBlockBytes);
   for (int k0 = 0; k0 < w.Kq; k0 += kb) {
     const int nk = std::min(kb, w.Kq - k0);
     const bool first = k0 == 0;

@@ -59,7 +59,7 @@ template <int MB>
 void dense_tile(const uint8_t* tile, const DenseWeightsView& w, int n0, int nc, int32_t* acc) {
   constexpr int NC = channels_per_block<MB>();
   const size_t Kq = size_t(w.Kq);
-  const int kb = quads_per_block(MB * 16);
+  const int kb = quads_per_block(MB * 16, kDenseTileBlockBytes);
   for (int k0 = 0; k0 < w.Kq; k0 += kb) {
     const int nk = std::min(kb, w.Kq - k0);
     const bool first = k0 == 0;

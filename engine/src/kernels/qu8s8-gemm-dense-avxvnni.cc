@@ -51,7 +51,7 @@ void qu8s8_gemm_dense_avxvnni(const uint8_t* tile, int Mt, const DenseWeightsVie
                               int32_t* acc) {
   constexpr int NC = 4;
   const size_t Kq = size_t(w.Kq), row = size_t(Mt) * 4;
-  const int kb = quads_per_block(Mt);
+  const int kb = quads_per_block(Mt, kDenseTileBlockBytes);
   for (int k0 = 0; k0 < w.Kq; k0 += kb) {
     const int nk = std::min(kb, w.Kq - k0);
     const bool first = k0 == 0;

@@ -65,13 +65,18 @@ inline void sparse_chunk(const uint8_t* tile, size_t row, int t0, const SparseWe
 
 void qu8s8_spmm_avxvnni(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc, int32_t* acc) {
   const size_t row = size_t(Mt) * 4;
-  const int kb = quads_per_block(Mt);
+  const int kb = quads_per_block(Mt, kSparseTileBlockBytes);
   uint32_t begin[kChannelGroup], end[kChannelGroup];
   for (int c = 0; c < nc; ++c) begin[c] = w.row_begin[n0 + c];
   for (int k0 = 0; k0 < w.Kq; k0 += kb) {
     const uint32_t k1 = uint32_t(k0 + kb);
-    for (int c = 0; c < nc; ++c)
-      end[c] = uint32_t(std::lower_bound(w.kq + begin[c], w.kq + w.row_begin[n0 + c + 1], k1) - w.kq);
+    for (int c = 0; c < nc; ++c) {
+      // A linear scan: a channel has few entries per block, and a binary search mispredicts at every step.
+      const uint32_t row_end = w.row_begin[n0 + c + 1];
+      uint32_t e = begin[c];
+      while (e < row_end && w.kq[e] < k1) ++e;
+      end[c] = e;
+    }
     int t0 = 0;
     for (; t0 + 32 <= Mt; t0 += 32) sparse_chunk<4>(tile, row, t0, w, begin, end, nc, acc, k0 == 0);
     if (t0 < Mt) sparse_chunk<2>(tile, row, t0, w, begin, end, nc, acc, k0 == 0);

@@ -1,0 +1,265 @@
+// Single-thread throughput of the tile GEMM kernels on BERT-Base shapes, dense vs CSR-sparse weights.
+// Build: g++ -O3 -std=c++17 -Iengine/src engine/src/kernels/*.cc engine/bench/kernel-bench.cc -o kernel-bench
+// Usage: kernel-bench [--isa scalar|avx2|avxvnni|avx512vnni] [--mt 16..128] [--quick]
+//
+// GMAC/s "effective" counts the dense M*N*K multiply-adds whatever the sparsity (what a user of the layer
+// gets); "real" counts the products the sparse kernel does: 4 per stored quad and token, zeros inside a quad
+// included. The dense and sparse runs of one case alternate and each figure is the median of its samples, so
+// drift of the clock or of the machine's load hits both alike.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "kernels/reference.h"
+
+using namespace sbs;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 7) {}
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  double real() { return double(next() >> 11) / double(1ull << 53); }
+  int8_t nonzero_s8() {
+    int v;
+    do v = int(next() % 256) - 128;
+    while (v == 0);
+    return int8_t(v);
+  }
+};
+
+// Clock under load, from a chain of dependent adds (1 cycle each on every x86 core of the last decade).
+double measure_ghz() {
+#if defined(__x86_64__)
+  const long iters = 50'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    long n = iters, x = 0;
+    __asm__ volatile(
+        "1:\n"
+        "add $1, %1\n add $1, %1\n add $1, %1\n add $1, %1\n"
+        "add $1, %1\n add $1, %1\n add $1, %1\n add $1, %1\n"
+        "dec %0\n jnz 1b\n"
+        : "+r"(n), "+r"(x));
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, 8.0 * iters / s / 1e9);
+  }
+  return best;
+#else
+  return 0;
+#endif
+}
+
+double cpuinfo_mhz() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("cpu MHz", 0) == 0) return std::atof(line.substr(line.find(':') + 1).c_str());
+  return 0;
+}
+
+enum class Sparsity { dense, unstructured, blocks1x4 };
+
+std::vector<int8_t> make_weights(int K, int N, Sparsity kind, double density, Rng& rng) {
+  std::vector<int8_t> w(size_t(K) * N);
+  if (kind == Sparsity::blocks1x4) {
+    for (int kq = 0; kq < (K + 3) / 4; ++kq)
+      for (int n = 0; n < N; ++n) {
+        const bool keep = rng.real() < density;
+        for (int k = 4 * kq; k < std::min(K, 4 * kq + 4); ++k) w[size_t(k) * N + n] = keep ? rng.nonzero_s8() : 0;
+      }
+  } else {
+    for (auto& v : w) v = (kind == Sparsity::dense || rng.real() < density) ? rng.nonzero_s8() : 0;
+  }
+  return w;
+}
+
+// 64-byte aligned like the engine's tiles: a misaligned tile splits every zmm load over two cache lines.
+struct AlignedBytes {
+  uint8_t* p;
+  explicit AlignedBytes(size_t n) : p(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64))) {}
+  AlignedBytes(AlignedBytes&& o) noexcept : p(o.p) { o.p = nullptr; }
+  AlignedBytes(const AlignedBytes&) = delete;
+  ~AlignedBytes() { std::free(p); }
+  uint8_t* data() { return p; }
+};
+
+struct Gemm {
+  int M, K, N, Mt;
+  std::vector<AlignedBytes> tiles;
+  std::vector<int> tile_rows;
+  std::vector<int32_t> acc = std::vector<int32_t>(size_t(kMaxTileRows) * kChannelGroup);
+
+  Gemm(int M_, int K_, int N_, int Mt_, Rng& rng) : M(M_), K(K_), N(N_), Mt(Mt_) {
+    std::vector<uint8_t> A(size_t(M) * K);
+    for (auto& a : A) a = uint8_t(rng.next());
+    for (int m0 = 0; m0 < M; m0 += Mt) {
+      const int rows = std::min(Mt, M - m0), mt = (rows + 15) / 16 * 16;
+      tiles.emplace_back(tile_bytes(K, mt));
+      pack_tile(A.data(), K, m0, rows, mt, tiles.back().data());
+      tile_rows.push_back(mt);
+    }
+  }
+  // The engine's order: for each tile of tokens, every 16-channel group.
+  void run(const KernelSet& ks, const PackedLinear& w) {
+    for (size_t t = 0; t < tiles.size(); ++t)
+      for (int n0 = 0; n0 < N; n0 += kChannelGroup) {
+        const int nc = std::min(kChannelGroup, N - n0);
+        if (w.sparse)
+          ks.sparse_gemm(tiles[t].data(), tile_rows[t], w.sparse_view(), n0, nc, acc.data());
+        else
+          ks.dense_gemm(tiles[t].data(), tile_rows[t], w.dense_view(), n0, nc, acc.data());
+      }
+  }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Seconds per GEMM for each of the packed weights, measured alternately; median of `samples`.
+std::vector<double> time_alternating(Gemm& g, const KernelSet& ks, const std::vector<const PackedLinear*>& ws,
+                                     int samples) {
+  std::vector<int> reps(ws.size());
+  for (size_t i = 0; i < ws.size(); ++i) {  // calibrate: about 15 ms per sample
+    g.run(ks, *ws[i]);
+    const auto t0 = Clock::now();
+    g.run(ks, *ws[i]);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    reps[i] = std::max(1, int(0.015 / std::max(s, 1e-9)));
+  }
+  std::vector<std::vector<double>> times(ws.size());
+  for (int s = 0; s < samples; ++s)
+    for (size_t i = 0; i < ws.size(); ++i) {
+      const auto t0 = Clock::now();
+      for (int r = 0; r < reps[i]; ++r) g.run(ks, *ws[i]);
+      times[i].push_back(std::chrono::duration<double>(Clock::now() - t0).count() / reps[i]);
+    }
+  std::vector<double> out;
+  for (auto& t : times) out.push_back(median(t));
+  return out;
+}
+
+struct Case {
+  const char* name;
+  Sparsity kind;
+  double density;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Isa isa = best_isa();
+  int Mt = 64;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--mt" && i + 1 < argc) Mt = std::atoi(argv[++i]);
+    else if (a == "--isa" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      for (Isa c : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni})
+        if (name == isa_name(c)) isa = c;
+    } else {
+      std::fprintf(stderr, "usage: %s [--isa NAME] [--mt 16..128] [--quick]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (!isa_supported(isa) || Mt < 16 || Mt > kMaxTileRows || Mt % 16) {
+    std::fprintf(stderr, "isa %s not supported or bad --mt\n", isa_name(isa));
+    return 2;
+  }
+  const KernelSet& ks = kernels_for(isa);
+  const double ghz = measure_ghz();
+  // Peak of one core: 2 VPDPBUSD zmm per cycle x 64 MACs (ymm: 32 MACs) for the VNNI ISAs.
+  const double macs_per_cycle = isa == Isa::avx512vnni ? 128 : isa == Isa::avxvnni ? 64 : isa == Isa::avx2 ? 32 : 1;
+  const double peak = macs_per_cycle * ghz;
+  std::printf("isa %s, Mt %d (last tile rounded up to 16), single thread\n", isa_name(isa), Mt);
+  std::printf("clock %.2f GHz measured (dependent-add chain; /proc/cpuinfo says %.0f MHz); peak %.0f GMAC/s "
+              "(%.0f MAC/cycle)\n\n",
+              ghz, cpuinfo_mhz(), peak, macs_per_cycle);
+
+  const Case cases[] = {{"unstr 20%", Sparsity::unstructured, 0.2},
+                        {"unstr 10%", Sparsity::unstructured, 0.1},
+                        {"1x4 20%", Sparsity::blocks1x4, 0.2},
+                        {"1x4 10%", Sparsity::blocks1x4, 0.1}};
+  const int shapes[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+  const int samples = quick ? 5 : 9;
+  Rng rng(42);
+
+  std::printf("%-5s %-11s %-10s %7s %9s %7s %10s %9s %8s\n", "M", "K x N", "weights", "q.dens", "eff GMAC/s",
+              "%peak", "real GMAC/s", "vs dense", "ms");
+  for (int M : {128, 384}) {
+    for (const auto& s : shapes) {
+      const int K = s[0], N = s[1];
+      Gemm g(M, K, N, Mt, rng);
+      const double macs = double(M) * K * N;
+      const std::vector<int8_t> wd = make_weights(K, N, Sparsity::dense, 1.0, rng);
+      const PackedLinear dense = pack_linear(wd.data(), K, N, false);
+      const PackedLinear dense_csr = pack_linear(wd.data(), K, N, true);
+      char shape[32];
+      std::snprintf(shape, sizeof shape, "%dx%d", K, N);
+      auto row = [&](const char* label, const PackedLinear& w, double t, double t_dense) {
+        const double real = w.sparse ? double(w.kq.size()) * 4 * M : macs;
+        std::printf("%-5d %-11s %-10s %6.1f%% %9.1f %6.1f%% %10.1f %8.2fx %8.3f\n", M, shape, label,
+                    100 * w.quad_density, macs / t / 1e9, 100 * macs / t / 1e9 / peak, real / t / 1e9, t_dense / t,
+                    t * 1e3);
+      };
+      const std::vector<double> t0 = time_alternating(g, ks, {&dense, &dense_csr}, samples);
+      row("dense", dense, t0[0], t0[0]);
+      row("100% csr", dense_csr, t0[1], t0[0]);
+      for (const Case& c : cases) {
+        const std::vector<int8_t> w = make_weights(K, N, c.kind, c.density, rng);
+        const PackedLinear sp = pack_linear(w.data(), K, N, true);
+        const std::vector<double> t = time_alternating(g, ks, {&dense, &sp}, samples);
+        row(c.name, sp, t[1], t[0]);
+      }
+    }
+    std::printf("\n");
+  }
+
+  // Crossover: the densest unstructured weight density at which the sparse kernel still beats the dense one.
+  std::printf("crossover (unstructured weights), sparse time / dense time by weight density (quad density):\n");
+  const double densities[] = {0.60, 0.50, 0.45, 0.40, 0.35, 0.30, 0.25, 0.20};
+  for (int M : {128, 384}) {
+    for (const auto& s : shapes) {
+      if (quick && s[1] != 768) continue;
+      const int K = s[0], N = s[1];
+      Gemm g(M, K, N, Mt, rng);
+      const std::vector<int8_t> wd = make_weights(K, N, Sparsity::dense, 1.0, rng);
+      const PackedLinear dense = pack_linear(wd.data(), K, N, false);
+      std::printf("M=%-4d %4dx%-5d", M, K, N);
+      double cross_w = 0, cross_q = 0;
+      for (double d : densities) {
+        const std::vector<int8_t> w = make_weights(K, N, Sparsity::unstructured, d, rng);
+        const PackedLinear sp = pack_linear(w.data(), K, N, true);
+        const std::vector<double> t = time_alternating(g, ks, {&dense, &sp}, quick ? 3 : 5);
+        std::printf(" %2.0f%%(%2.0f%%):%.2f", 100 * d, 100 * sp.quad_density, t[1] / t[0]);
+        if (t[1] < t[0] && cross_w == 0) {
+          cross_w = d;
+          cross_q = sp.quad_density;
+        }
+      }
+      std::printf("  -> sparse wins from %.0f%% weights / %.0f%% quads\n", 100 * cross_w, 100 * cross_q);
+    }
+  }
+  return 0;
+}

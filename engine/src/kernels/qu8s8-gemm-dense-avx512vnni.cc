@@ -1,6 +1,6 @@
 // Dense tile GEMM, 16-channel group x Mt tokens, AVX512-VNNI. Tokens are the vector lanes (16 per zmm, 4 bytes
 // each, straight from the tile) and each weight dword is broadcast, since VPDPBUSD takes its u8 operand from a
-// register and its s8 operand from a register or a broadcast. A micro-kernel keeps NC channels x MB token blocks
+// register and its s8 operand from a register or a broadcast. A micro-kernel keeps NC channels x CB token blocks
 // of accumulators in zmm registers over a block of K (quads_per_block) and parks them in `acc`, so the tile rows
 // of that K block stay in L1 while every channel of the group passes over them.
 #include <cstddef>
@@ -22,54 +22,62 @@ namespace sbs::kernels {
 
 namespace {
 
-// Channels per micro-kernel call for MB = Mt/16 token blocks: NC*MB accumulators + MB tile vectors + NC
-// broadcasts must fit in the 32 zmm without spills (checked with objdump on GCC 12 -O2/-O3).
+// Register blocking for MB = Mt/16 token blocks: micro-kernels of CB token blocks x NC channels, NC*CB
+// accumulators + CB tile vectors + NC broadcasts within the 32 zmm, no spills (checked with objdump, GCC 12
+// -O2/-O3). Mt = 96 and 128 run as two chunks of 48 and 64 tokens: 4 x 4 measured faster than 8 x 2 at Mt = 128
+// (fewer tile loads per VPDPBUSD).
 template <int MB>
-constexpr int channels_per_block() {
-  return MB == 1 ? 8 : MB == 2 ? 8 : MB == 3 ? 5 : MB == 4 ? 4 : MB <= 7 ? 3 : 2;
-}
+struct Blocking {
+  static constexpr int CB = MB == 6 ? 3 : MB == 8 ? 4 : MB;
+  static constexpr int NC = CB == 1 ? 8 : CB == 2 ? 8 : CB == 3 ? 5 : CB == 4 ? 4 : 3;
+};
 
-template <int MB, int NC>
+// acc[c][mb] += over k < nk: tile row k (tokens of blocks [0, CB) from `a`) x weight w[c * Kq + k].
+template <int MB, int CB, int NC>
 inline void dense_block(const uint8_t* a, const int32_t* w, size_t Kq, int nk, int32_t* park, bool first) {
   constexpr size_t kRow = MB * 64;  // bytes of one quad row of the tile
-  __m512i acc[NC][MB];
+  __m512i acc[NC][CB];
 #pragma GCC unroll 8
   for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
-    for (int mb = 0; mb < MB; ++mb)
+    for (int mb = 0; mb < CB; ++mb)
       acc[c][mb] = first ? _mm512_setzero_si512() : _mm512_loadu_si512(park + mb * 256 + c * 16);
   for (int k = 0; k < nk; ++k) {
-    __m512i av[MB];
+    __m512i av[CB];
 #pragma GCC unroll 8
-    for (int mb = 0; mb < MB; ++mb) av[mb] = _mm512_loadu_si512(a + k * kRow + mb * 64);
+    for (int mb = 0; mb < CB; ++mb) av[mb] = _mm512_loadu_si512(a + k * kRow + mb * 64);
 #pragma GCC unroll 8
     for (int c = 0; c < NC; ++c) {
       const __m512i wb = _mm512_set1_epi32(w[c * Kq + k]);
 #pragma GCC unroll 8
-      for (int mb = 0; mb < MB; ++mb) acc[c][mb] = dpbusd512(acc[c][mb], av[mb], wb);
+      for (int mb = 0; mb < CB; ++mb) acc[c][mb] = dpbusd512(acc[c][mb], av[mb], wb);
     }
   }
 #pragma GCC unroll 8
   for (int c = 0; c < NC; ++c)
 #pragma GCC unroll 8
-    for (int mb = 0; mb < MB; ++mb) _mm512_storeu_si512(park + mb * 256 + c * 16, acc[c][mb]);
+    for (int mb = 0; mb < CB; ++mb) _mm512_storeu_si512(park + mb * 256 + c * 16, acc[c][mb]);
 }
 
 template <int MB>
 void dense_tile(const uint8_t* tile, const DenseWeightsView& w, int n0, int nc, int32_t* acc) {
-  constexpr int NC = channels_per_block<MB>();
+  constexpr int CB = Blocking<MB>::CB, NC = Blocking<MB>::NC;
+  static_assert(MB % CB == 0, "token chunks must tile Mt");
   const size_t Kq = size_t(w.Kq);
   const int kb = quads_per_block(MB * 16, kDenseTileBlockBytes);
   for (int k0 = 0; k0 < w.Kq; k0 += kb) {
     const int nk = std::min(kb, w.Kq - k0);
     const bool first = k0 == 0;
-    const uint8_t* a = tile + size_t(k0) * MB * 64;
     const int32_t* wq = w.quads + size_t(n0) * Kq + k0;
-    int c = 0;
-    for (; c + NC <= nc; c += NC) dense_block<MB, NC>(a, wq + c * Kq, Kq, nk, acc + c * 16, first);
-    if (NC > 2)
-      for (; c + 2 <= nc; c += 2) dense_block<MB, 2>(a, wq + c * Kq, Kq, nk, acc + c * 16, first);
-    for (; c < nc; ++c) dense_block<MB, 1>(a, wq + c * Kq, Kq, nk, acc + c * 16, first);
+    for (int m0 = 0; m0 < MB; m0 += CB) {
+      const uint8_t* a = tile + size_t(k0) * MB * 64 + m0 * 64;
+      int32_t* park = acc + m0 * 256;
+      int c = 0;
+      for (; c + NC <= nc; c += NC) dense_block<MB, CB, NC>(a, wq + c * Kq, Kq, nk, park + c * 16, first);
+      if (NC > 2)
+        for (; c + 2 <= nc; c += 2) dense_block<MB, CB, 2>(a, wq + c * Kq, Kq, nk, park + c * 16, first);
+      for (; c < nc; ++c) dense_block<MB, CB, 1>(a, wq + c * Kq, Kq, nk, park + c * 16, first);
+    }
   }
   // Channels past nc are unspecified, but the transposes read them: give them defined values.
   for (int c = nc; c < 16; ++c)

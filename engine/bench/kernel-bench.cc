@@ -189,7 +189,8 @@ int main(int argc, char** argv) {
   }
   const KernelSet& ks = kernels_for(isa);
   const double ghz = measure_ghz();
-  // Peak of one core: 2 VPDPBUSD zmm per cycle x 64 MACs (ymm: 32 MACs) for the VNNI ISAs.
+  // Peak of one core: 2 VPDPBUSD per cycle x 64 MACs (zmm) or 32 (ymm); AVX2: 2 VPMADDWD x 16 (8 tokens x 4 k
+  // take two of them); scalar: nominally 1.
   const double macs_per_cycle = isa == Isa::avx512vnni ? 128 : isa == Isa::avxvnni ? 64 : isa == Isa::avx2 ? 32 : 1;
   const double peak = macs_per_cycle * ghz;
   std::printf("isa %s, Mt %d (last tile rounded up to 16), single thread\n", isa_name(isa), Mt);
@@ -236,29 +237,48 @@ int main(int argc, char** argv) {
     std::printf("\n");
   }
 
-  // Crossover: the densest unstructured weight density at which the sparse kernel still beats the dense one.
-  std::printf("crossover (unstructured weights), sparse time / dense time by weight density (quad density):\n");
-  const double densities[] = {0.60, 0.50, 0.45, 0.40, 0.35, 0.30, 0.25, 0.20};
-  for (int M : {128, 384}) {
-    for (const auto& s : shapes) {
-      if (quick && s[1] != 768) continue;
-      const int K = s[0], N = s[1];
-      Gemm g(M, K, N, Mt, rng);
-      const std::vector<int8_t> wd = make_weights(K, N, Sparsity::dense, 1.0, rng);
-      const PackedLinear dense = pack_linear(wd.data(), K, N, false);
-      std::printf("M=%-4d %4dx%-5d", M, K, N);
-      double cross_w = 0, cross_q = 0;
-      for (double d : densities) {
-        const std::vector<int8_t> w = make_weights(K, N, Sparsity::unstructured, d, rng);
+  // Crossover: the densest weights at which the sparse kernel still beats the dense one. The sparse kernel's cost
+  // follows the non-zero quads, so the threshold the engine needs is a quad density; it is measured for
+  // unstructured weights (quad density = 1 - (1 - d)^4) and for 1x4 blocks (quad density = d).
+  std::printf("crossover: sparse time / dense time by weight density d (quad density q); '<' = sparse faster\n");
+  const double unstructured_d[] = {0.30, 0.25, 0.20, 0.175, 0.15, 0.125, 0.10, 0.075, 0.05};
+  const double blocks_d[] = {0.70, 0.60, 0.55, 0.50, 0.45, 0.40, 0.35, 0.30};
+  const int sweep_shapes[][3] = {{128, 768, 768}, {384, 768, 768}, {384, 768, 2304}, {384, 768, 3072}, {384, 3072, 768}};
+  for (const auto& s : sweep_shapes) {
+    const int M = s[0], K = s[1], N = s[2];
+    if (quick && M == 384 && N != 768) continue;
+    Gemm g(M, K, N, Mt, rng);
+    const std::vector<int8_t> wd = make_weights(K, N, Sparsity::dense, 1.0, rng);
+    const PackedLinear dense = pack_linear(wd.data(), K, N, false);
+    for (const Sparsity kind : {Sparsity::unstructured, Sparsity::blocks1x4}) {
+      std::printf("M=%-4d %4dx%-5d %-6s", M, K, N, kind == Sparsity::unstructured ? "unstr" : "1x4");
+      double cross_d = 0, cross_q = 0;
+      bool won_all_sparser = true;
+      const double* ds = kind == Sparsity::unstructured ? unstructured_d : blocks_d;
+      const int nd = kind == Sparsity::unstructured ? 9 : 8;
+      std::vector<double> ratio(nd);
+      std::vector<double> qd(nd);
+      for (int i = 0; i < nd; ++i) {
+        const std::vector<int8_t> w = make_weights(K, N, kind, ds[i], rng);
         const PackedLinear sp = pack_linear(w.data(), K, N, true);
         const std::vector<double> t = time_alternating(g, ks, {&dense, &sp}, quick ? 3 : 5);
-        std::printf(" %2.0f%%(%2.0f%%):%.2f", 100 * d, 100 * sp.quad_density, t[1] / t[0]);
-        if (t[1] < t[0] && cross_w == 0) {
-          cross_w = d;
-          cross_q = sp.quad_density;
+        ratio[i] = t[1] / t[0];
+        qd[i] = sp.quad_density;
+        std::printf(" %4.1f%%(q%2.0f%%)%c%.2f", 100 * ds[i], 100 * qd[i], ratio[i] < 1 ? '<' : ' ', ratio[i]);
+      }
+      // The densest point from which every sparser point is a win.
+      for (int i = nd - 1; i >= 0 && won_all_sparser; --i) {
+        if (ratio[i] < 1) {
+          cross_d = ds[i];
+          cross_q = qd[i];
+        } else {
+          won_all_sparser = false;
         }
       }
-      std::printf("  -> sparse wins from %.0f%% weights / %.0f%% quads\n", 100 * cross_w, 100 * cross_q);
+      if (cross_d > 0)
+        std::printf("  -> sparse faster from d=%.1f%% (q=%.0f%%)\n", 100 * cross_d, 100 * cross_q);
+      else
+        std::printf("  -> sparse never faster in this range\n");
     }
   }
   return 0;

@@ -152,11 +152,12 @@ bool check_packing(const Problem& p, const PackedLinear& d, const PackedLinear& 
 bool check_tiles(const Problem& p, const std::vector<int32_t>& C, const PackedLinear& d, const PackedLinear& s,
                  Isa isa, int Mt, bool round_last, Failure& f) {
   const KernelSet& ks = kernels_for(isa);
-  std::vector<uint8_t> tile(tile_bytes(p.K, kMaxTileRows));
-  std::vector<int32_t> acc(size_t(kMaxTileRows) * kChannelGroup);
   for (int m0 = 0; m0 < p.M; m0 += Mt) {
     const int rows = std::min(Mt, p.M - m0);
     const int mt = (round_last && rows < Mt) ? round16(rows) : Mt;
+    // Exactly sized, so that AddressSanitizer sees any access past the tile or the accumulator block.
+    std::vector<uint8_t> tile(tile_bytes(p.K, mt));
+    std::vector<int32_t> acc(size_t(mt) * kChannelGroup);
     pack_tile(p.A.data(), p.K, m0, rows, mt, tile.data());
     for (int n0 = 0; n0 < p.N; n0 += kChannelGroup) {
       const int nc = std::min(kChannelGroup, p.N - n0);
@@ -217,7 +218,7 @@ bool check_epilogue(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
     const int nc = 1 + trial % 16;
     const bool residual = trial % 3 != 0;
     const int ldy = nc + rng.uniform(0, 5), ld_res = nc + rng.uniform(0, 3);
-    std::vector<int32_t> acc(size_t(kMaxTileRows) * kChannelGroup);
+    std::vector<int32_t> acc(size_t(rows) * kChannelGroup);
     const int range = trial % 4 == 0 ? 100000000 : trial % 4 == 1 ? 1000 : 20000000;
     for (auto& a : acc) a = rng.uniform(-range, range);
     std::vector<float> a_scale(rows), w_scale(nc), bias(nc), res(size_t(rows) * ld_res);
@@ -231,7 +232,7 @@ bool check_epilogue(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
     const EpilogueParams params{a_scale.data(), a_zero.data(), w_scale.data(), w_sum.data(),
                                 bias.data(),    residual ? res.data() : nullptr, ld_res};
     const float sentinel = std::numeric_limits<float>::quiet_NaN();
-    std::vector<float> want(size_t(rows) * ldy + 16, sentinel);
+    std::vector<float> want(size_t(rows - 1) * ldy + nc, sentinel);  // exact: writes past it are caught
     kernels_for(Isa::scalar).epilogue(acc.data(), rows, nc, params, want.data(), ldy);
     // The scalar path against the formula, written out once more here.
     for (int m = 0; m < rows; ++m)

@@ -66,7 +66,7 @@ struct ModelWeights {
 
 struct PackOptions {
   // A linear runs on the sparse kernel when its share of non-zero weight quads is at most this.
-  double sparse_max_quad_density = 0.6;
+  double sparse_max_quad_density = 0.45;
 };
 
 // Validates every tensor's presence, type and length against the spec and packs the encoder linears.

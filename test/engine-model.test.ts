@@ -9,7 +9,7 @@ import type { Family, Task } from '../conversion/checkpoint/model-config.js';
 import type { Manifest } from '../conversion/manifest.js';
 import type { RowOutputs } from '../src/runtime/runner.js';
 import type { EngineAddon } from '../src/runtime/engine-addon.js';
-import { engineRunner, onnxRunner, randomRows, requireAddon, tinyModel } from './helpers/engine-fixtures.js';
+import { engineRunner, onnxRunner, portableOpsEngine, randomRows, requireAddon, tinyModel } from './helpers/engine-fixtures.js';
 import { workspace } from './helpers/workspace.js';
 
 const root = workspace('engine-model');
@@ -23,10 +23,17 @@ const cases: [string, Family, Task, number][] = [
   ['distil-cls', 'distilbert', 'text-classification', 0.9],
   ['distil-ner', 'distilbert', 'token-classification', 0.9],
 ];
+/** Heads of 16 and 64 dimensions take the AVX-512 attention (the tiny preset's 8-dimension heads do not). */
+const wideHeads: [string, Family, Task, number, { hiddenSize: number; numHeads: number; intermediateSize: number }][] = [
+  ['bert-qa-h16', 'bert', 'question-answering', 0.9, { hiddenSize: 64, numHeads: 4, intermediateSize: 128 }],
+  ['distil-ner-h64', 'distilbert', 'token-classification', 0.8, { hiddenSize: 128, numHeads: 2, intermediateSize: 256 }],
+];
 
 before(async () => {
   addon = requireAddon();
   for (const [name, family, task, sparsity] of cases) models.set(name, await tinyModel(root, name, family, task, sparsity));
+  for (const [name, family, task, sparsity, dims] of wideHeads)
+    models.set(name, await tinyModel(root, name, family, task, sparsity, 5, dims));
 });
 
 const meanAbsDiff = (a: RowOutputs[], b: RowOutputs[]) => {
@@ -45,7 +52,7 @@ const assertIdentical = (a: RowOutputs, b: RowOutputs, what: string) => {
   for (const name of Object.keys(a)) assert.deepEqual([...a[name]], [...b[name]], `${what}: ${name} differs`);
 };
 
-for (const [name] of cases) {
+for (const [name] of [...cases, ...wideHeads]) {
   test(`${name}: the engine deviates from fp32 no more than onnxruntime int8 does, on ragged batches`, async () => {
     const model = models.get(name)!;
     const engine = engineRunner(addon, model);
@@ -70,8 +77,26 @@ for (const [name] of cases) {
   });
 }
 
+test('the AVX-512 attention, GELU and LayerNorm agree with the portable ones', async (t) => {
+  if (addon.cpuInfo().ops !== 'avx512') return t.skip('this CPU has no AVX-512');
+  for (const [name] of wideHeads) {
+    const model = models.get(name)!;
+    const [fast, portable] = [engineRunner(addon, model), portableOpsEngine(addon, model)];
+    try {
+      assert.equal(fast.native.info().ops, 'avx512');
+      assert.equal(portable.native.info().ops, 'portable');
+      const rows = randomRows([1, 15, 16, 17, 64, 90], model.manifest.dimensions.vocabSize, 21);
+      const [a, b] = [await fast.run(rows), await portable.run(rows)];
+      const size = meanAbsDiff(b.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.map(() => 0)]))), b);
+      assert.ok(meanAbsDiff(a, b) < 1e-3 * size + 1e-6, `${name}: mean |Δ| ${meanAbsDiff(a, b)} vs size ${size}`);
+    } finally {
+      await Promise.all([fast.release(), portable.release()]);
+    }
+  }
+});
+
 test('batch invariance: a row gives the same bits alone, in any batch, at any position', async () => {
-  for (const name of ['bert-qa', 'distil-ner', 'bert-cls']) {
+  for (const name of ['bert-qa', 'distil-ner', 'bert-cls', 'bert-qa-h16', 'distil-ner-h64']) {
     const model = models.get(name)!;
     const engine = engineRunner(addon, model);
     try {

@@ -12,7 +12,7 @@ export type KernelPath = 'scalar' | 'avx2' | 'avxvnni' | 'avx512vnni';
 
 export interface NativeEngine {
   run(ids: Int32Array, typeIds: Int32Array | null, offsets: Int32Array): Promise<Float32Array[]>;
-  info(): { isa: KernelPath; threads: number; layers: string };
+  info(): { isa: KernelPath; threads: number; ops: string; layers: string };
   profile(): { runs: number; seconds: Record<string, number> };
   dispose(): void;
 }
@@ -21,9 +21,9 @@ export interface EngineAddon {
   Engine: new (
     spec: EngineSpec,
     tensors: EngineTensors,
-    options: { threads: number; isa?: KernelPath; sparseMaxQuadDensity?: number },
+    options: { threads: number; isa?: KernelPath; sparseMaxQuadDensity?: number; ops?: 'avx512' | 'portable' },
   ) => NativeEngine;
-  cpuInfo(): { best: KernelPath; supported: KernelPath[]; ops: string };
+  cpuInfo(): { best: KernelPath; supported: KernelPath[]; ops: 'avx512' | 'portable' };
 }
 
 export type AddonStatus = { available: true; addon: EngineAddon; path: string } | { available: false; reason: string };

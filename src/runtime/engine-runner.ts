@@ -12,6 +12,8 @@ export interface EngineSettings {
   isa?: KernelPath;
   /** Linears with at most this share of non-zero weight quads run on the sparse kernel. */
   sparseMaxQuadDensity?: number;
+  /** Force the portable attention / GELU / LayerNorm (default: AVX-512 where the CPU has it). */
+  ops?: 'avx512' | 'portable';
 }
 
 /**
@@ -39,6 +41,7 @@ export class EngineRunner implements ModelRunner {
       threads: settings.threads,
       ...(settings.isa ? { isa: settings.isa } : {}),
       ...(settings.sparseMaxQuadDensity !== undefined ? { sparseMaxQuadDensity: settings.sparseMaxQuadDensity } : {}),
+      ...(settings.ops ? { ops: settings.ops } : {}),
     });
     return new EngineRunner(engine, manifest.task, manifest.signature.outputs, spec.labels, spec.typeVocab > 0);
   }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Family, Task } from '../../conversion/checkpoint/model-config.js';
 import { convert } from '../../conversion/convert.js';
+import { dimensionPresets, generateCheckpoint } from '../../conversion/generate/random-checkpoint.js';
 import type { Manifest } from '../../conversion/manifest.js';
 import type { BatchRow } from '../../src/batcher/batcher.js';
 import { loadEngineAddon, type EngineAddon } from '../../src/runtime/engine-addon.js';
@@ -11,9 +12,12 @@ import { EngineRunner, type EngineSettings } from '../../src/runtime/engine-runn
 import { OnnxRunner } from '../../src/runtime/onnx-runner.js';
 import { convertOptions, tinyCheckpoint } from './workspace.js';
 
-/** The built addon; the engine tests fail (not skip) without it: CI must never lose the fast path silently. */
+/**
+ * The built addon (or the one SBS_ENGINE_ADDON names); the engine tests fail (not skip) without it: CI must never
+ * lose the fast path silently.
+ */
 export function requireAddon(): EngineAddon {
-  const status = loadEngineAddon();
+  const status = loadEngineAddon(process.env.SBS_ENGINE_ADDON || undefined);
   assert.ok(status.available, `the sparse engine addon is not built: ${status.available ? '' : status.reason}`);
   return status.addon;
 }
@@ -25,8 +29,11 @@ export async function tinyModel(
   task: Task,
   sparsity: number,
   seed = 5,
+  dims?: Partial<(typeof dimensionPresets)['tiny']>,
 ): Promise<{ dir: string; manifest: Manifest }> {
-  const checkpoint = tinyCheckpoint(root, `ckpt-${name}`, family, task, { sparsity, seed });
+  const checkpoint = dims
+    ? generateCheckpoint({ outDir: join(root, `ckpt-${name}`), family, task, dims: { ...dimensionPresets.tiny, ...dims }, format: 'safetensors', seed, sparsity })
+    : tinyCheckpoint(root, `ckpt-${name}`, family, task, { sparsity, seed });
   const dir = join(root, 'models', name);
   await convert(convertOptions(checkpoint, dir));
   return { dir, manifest: JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) };
@@ -34,6 +41,11 @@ export async function tinyModel(
 
 export function engineRunner(addon: EngineAddon, model: { dir: string; manifest: Manifest }, settings: Partial<EngineSettings> = {}) {
   return EngineRunner.create(addon, model.dir, model.manifest, { threads: 2, ...settings });
+}
+
+/** The same model on the portable (non-AVX-512) attention, GELU and LayerNorm. */
+export function portableOpsEngine(addon: EngineAddon, model: { dir: string; manifest: Manifest }) {
+  return EngineRunner.create(addon, model.dir, model.manifest, { threads: 2, ops: 'portable' });
 }
 
 export function onnxRunner(model: { dir: string; manifest: Manifest }, file: 'model.onnx' | 'model.int8.onnx') {

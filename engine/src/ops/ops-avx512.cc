@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "kernels/transpose-avx512.h"
 #include "ops.h"
 
 #define SBS_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
@@ -54,37 +55,51 @@ SBS_AVX512 inline __mmask16 tail_mask(int remaining) {
   return remaining >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << remaining) - 1);
 }
 
-// Scores of Q queries against 32 keys (two vectors) per step, from transposed keys kt[d][Lp].
+// Scores of Q queries against 16 * KV keys per step, from transposed keys kt[d][Lp]: each key vector loaded feeds
+// Q FMAs and each query broadcast KV, so loads stay at half the FMAs.
+template <int Q, int KV>
+SBS_AVX512 inline void scores_step(const float* q, int ld, const float* kt, int Lp, int head_dim, float scale, int j,
+                                   float* scores) {
+  __m512 acc[Q][KV];
+  for (int qi = 0; qi < Q; qi++)
+    for (int v = 0; v < KV; v++) acc[qi][v] = _mm512_setzero_ps();
+  for (int d = 0; d < head_dim; d++) {
+    __m512 k[KV];
+    for (int v = 0; v < KV; v++) k[v] = _mm512_loadu_ps(kt + size_t(d) * Lp + j + 16 * v);
+    for (int qi = 0; qi < Q; qi++) {
+      __m512 qd = _mm512_set1_ps(q[size_t(qi) * ld + d]);
+      for (int v = 0; v < KV; v++) acc[qi][v] = _mm512_fmadd_ps(qd, k[v], acc[qi][v]);
+    }
+  }
+  for (int qi = 0; qi < Q; qi++)
+    for (int v = 0; v < KV; v++)
+      _mm512_storeu_ps(scores + size_t(qi) * Lp + j + 16 * v, _mm512_mul_ps(acc[qi][v], _mm512_set1_ps(scale)));
+}
+
 template <int Q>
 SBS_AVX512 inline void scores_block(const float* q, int ld, const float* kt, int Lp, int head_dim, float scale,
                                     float* scores) {
   int j = 0;
-  for (; j + 32 <= Lp; j += 32) {
-    __m512 acc0[Q], acc1[Q];
-    for (int qi = 0; qi < Q; qi++) acc0[qi] = acc1[qi] = _mm512_setzero_ps();
-    for (int d = 0; d < head_dim; d++) {
-      __m512 k0 = _mm512_loadu_ps(kt + size_t(d) * Lp + j);
-      __m512 k1 = _mm512_loadu_ps(kt + size_t(d) * Lp + j + 16);
-      for (int qi = 0; qi < Q; qi++) {
-        __m512 qd = _mm512_set1_ps(q[size_t(qi) * ld + d]);
-        acc0[qi] = _mm512_fmadd_ps(qd, k0, acc0[qi]);
-        acc1[qi] = _mm512_fmadd_ps(qd, k1, acc1[qi]);
-      }
+  for (; j + 64 <= Lp; j += 64) scores_step<Q, 4>(q, ld, kt, Lp, head_dim, scale, j, scores);
+  for (; j < Lp; j += 16) scores_step<Q, 1>(q, ld, kt, Lp, head_dim, scale, j, scores);
+}
+
+// kt[d][j] = k_j[d] for j < L (zero to Lp), 16 x 16 blocks transposed in registers.
+SBS_AVX512 inline void transpose_keys(const float* k, int ld, int L, int Lp, int head_dim, float* kt) {
+  alignas(64) int32_t block[256];
+  int j = 0;
+  for (; j + 16 <= L; j += 16)
+    for (int d = 0; d < head_dim; d += 16) {
+      for (int r = 0; r < 16; r++)
+        _mm512_store_si512(block + 16 * r, _mm512_castps_si512(_mm512_loadu_ps(k + size_t(j + r) * ld + d)));
+      kernels::transpose_acc_blocks_avx512(block, 1);
+      for (int r = 0; r < 16; r++)
+        _mm512_storeu_ps(kt + size_t(d + r) * Lp + j, _mm512_castsi512_ps(_mm512_load_si512(block + 16 * r)));
     }
-    for (int qi = 0; qi < Q; qi++) {
-      _mm512_storeu_ps(scores + size_t(qi) * Lp + j, _mm512_mul_ps(acc0[qi], _mm512_set1_ps(scale)));
-      _mm512_storeu_ps(scores + size_t(qi) * Lp + j + 16, _mm512_mul_ps(acc1[qi], _mm512_set1_ps(scale)));
-    }
-  }
-  for (; j < Lp; j += 16) {
-    __m512 acc[Q];
-    for (int qi = 0; qi < Q; qi++) acc[qi] = _mm512_setzero_ps();
-    for (int d = 0; d < head_dim; d++) {
-      __m512 k0 = _mm512_loadu_ps(kt + size_t(d) * Lp + j);
-      for (int qi = 0; qi < Q; qi++) acc[qi] = _mm512_fmadd_ps(_mm512_set1_ps(q[size_t(qi) * ld + d]), k0, acc[qi]);
-    }
-    for (int qi = 0; qi < Q; qi++)
-      _mm512_storeu_ps(scores + size_t(qi) * Lp + j, _mm512_mul_ps(acc[qi], _mm512_set1_ps(scale)));
+  for (int d = 0; d < head_dim; d++) {
+    float* row = kt + size_t(d) * Lp;
+    for (int jj = j; jj < L; jj++) row[jj] = k[size_t(jj) * ld + d];
+    for (int jj = L; jj < Lp; jj++) row[jj] = 0.0f;
   }
 }
 
@@ -172,13 +187,7 @@ SBS_AVX512 void attention_head_avx512(const float* q, const float* k, const floa
   const int Lp = (L + 15) / 16 * 16;
   float* kt = scratch;
   float* probs = scratch + size_t(head_dim) * Lp;
-  // Transpose keys 16 dims at a time: one gather-free pass, rows of K are contiguous in the QKV matrix.
-  for (int j = 0; j < L; j++) {
-    const float* krow = k + size_t(j) * ld;
-    for (int d = 0; d < head_dim; d++) kt[size_t(d) * Lp + j] = krow[d];
-  }
-  for (int d = 0; d < head_dim; d++)
-    for (int j = L; j < Lp; j++) kt[size_t(d) * Lp + j] = 0.0f;
+  transpose_keys(k, ld, L, Lp, head_dim, kt);
   const float scale = 1.0f / std::sqrt(float(head_dim));
   int i = 0;
   for (; i + 4 <= L; i += 4) {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LoadtestError, manifestTask, type LoadtestTask, type VariantInfo } from './types.js';
 
-const suffix = /-(int8|fp32)$/;
+const suffix = /-(int8|fp32)(?:-ort)?$/;
 
 export interface LocalPlan {
   models: string[];
@@ -51,7 +51,7 @@ export function planLocal(modelsDir: string, task: LoadtestTask, models: string[
     const entry = available.find((a) => a.folder === folder);
     if (!suffix.test(name) || !entry)
       throw new LoadtestError(
-        `unknown model "${name}": ${modelsDir} serves ${names.join(', ') || 'nothing'} (a folder's models are <folder>-fp32 and <folder>-int8)`,
+        `unknown model "${name}": ${modelsDir} serves ${names.join(', ') || 'nothing'} (a folder's models are <folder>-fp32 and <folder>-int8, and <folder>-int8-ort beside the engine with --serve-args="--backend engine,onnxruntime")`,
       );
     if (entry.task !== manifestTask[task])
       throw new LoadtestError(`model "${name}" is a ${entry.task} model, not ${manifestTask[task]} (--task ${task})`);

@@ -23,7 +23,9 @@ P/R/F1 (seqeval default mode) with per-type F1; fidelity of each int8 model agai
   --out <dir>                write <task>.json, <task>.md and predictions/ (only when everything finished)
   --baseline <model>         compare every model with this one (default: the fp32 model of its own folder)
   --concurrency <n>          items in flight per model, so the batcher can batch (default 32)
-  --threads <n>              onnxruntime intra-op threads (default 2)
+  --threads <n>              threads per onnxruntime session / engine instance (default 2)
+  --backend <b>              where int8 runs, as serve --backend; engine,onnxruntime evaluates both
+                             (<folder>-int8 on the engine, <folder>-int8-ort on onnxruntime) against fp32
   --max-batch-size <n>       rows per batch (default 16)    --max-batch-tokens <n>  padded tokens per batch (default 4096)
   --max-seq-len <n>          QA window length (default 384, capped by the model)
   --doc-stride <n>           QA window overlap (default 128)
@@ -78,6 +80,7 @@ export function parseEvalArgs(
       'max-question-len': { type: 'string' },
       aggregation: { type: 'string' },
       quiet: { type: 'boolean' },
+      backend: { type: 'string' },
     },
   });
   const usage = (message: string) => new UsageError(message, evalUsage);
@@ -105,7 +108,7 @@ export function parseEvalArgs(
   const sample = int(values.sample, '--sample');
   if (limit !== undefined && sample !== undefined) throw usage('--limit and --sample exclude each other');
   // The server's defaults for runtime and batching; the queue is unbounded here because --concurrency bounds it.
-  const server = parseServerConfig([], env);
+  const server = parseServerConfig(values.backend ? ['--backend', values.backend] : [], env);
   const options: EvalOptions = {
     modelDirs: positionals,
     dataFiles: values.data,

@@ -16,7 +16,8 @@ Target (one of):
   --url <url>             a running server on this machine (127.0.0.0/8, localhost, [::1] only)
 What to compare:
   --task qa|classify|ner  route and payloads (default qa)
-  --models a,b            served model names (default: <folder>-fp32 and <folder>-int8 of the first folder of the task)
+  --models a,b            served model names (default: <folder>-fp32 and <folder>-int8 of the first folder of the task;
+                          <folder>-int8-ort is onnxruntime int8 beside the engine: --serve-args="--backend engine,onnxruntime")
   --baseline <name>       ratios are computed against it (default: the fp32 model)
   --dataset <path>        payloads: SQuAD JSON (qa), GLUE .tsv (classify), CoNLL-2003 (ner); default: generated
                           English-like text of SQuAD-like lengths (contexts 120-150 words, questions ~10 words)

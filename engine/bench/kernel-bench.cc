@@ -1,6 +1,9 @@
 // Single-thread throughput of the tile GEMM kernels on BERT-Base shapes, dense vs CSR-sparse weights.
 // Build: g++ -O3 -std=c++17 -Iengine/src engine/src/kernels/*.cc engine/bench/kernel-bench.cc -o kernel-bench
 // Usage: kernel-bench [--isa scalar|avx2|avxvnni|avx512vnni] [--mt 16..128] [--quick]
+//        kernel-bench --model unstr|1x4 [--m 128] [--mt 64] [--layers 12] [--isa NAME]: the GEMMs of a whole BERT-Base forward pass (12
+//        layers x qkv, attention_output, intermediate, output; each layer its own weights, 90% sparse) in the
+//        engine's loop order, so that the packed weights (tens of MB) stream from DRAM as in the real model.
 //
 // GMAC/s "effective" counts the dense M*N*K multiply-adds whatever the sparsity (what a user of the layer
 // gets); "real" counts the products the sparse kernel does: 4 per stored quad and token, zeros inside a quad
@@ -164,16 +167,90 @@ struct Case {
   double density;
 };
 
+// The engine's Engine::gemm loop over all channel groups of one linear layer (single thread).
+bool g_tiles_outer = false;
+void engine_gemm(const KernelSet& ks, const PackedLinear& w, const std::vector<AlignedBytes>& tiles,
+                 const std::vector<int>& rows, int32_t* acc) {
+  const int groups = (w.N + kChannelGroup - 1) / kChannelGroup, nt = int(tiles.size());
+  for (int i = 0; i < groups * nt; ++i) {
+    const int g = g_tiles_outer ? i % groups : i / nt, t = g_tiles_outer ? i / groups : i % nt;
+    const int n0 = g * kChannelGroup, nc = std::min(kChannelGroup, w.N - n0);
+    {
+      if (w.sparse)
+        ks.sparse_gemm(tiles[t].p, rows[t], w.sparse_view(), n0, nc, acc);
+      else
+        ks.dense_gemm(tiles[t].p, rows[t], w.dense_view(), n0, nc, acc);
+    }
+  }
+}
+
+int model_bench(const KernelSet& ks, Sparsity kind, int M, int Mt, int layers) {
+  Rng rng(7);
+  const int H = 768, I = 3072;
+  const int shapes[4][2] = {{H, 3 * H}, {H, H}, {H, I}, {I, H}};
+  std::vector<PackedLinear> linears;
+  size_t bytes = 0;
+  double macs = 0;
+  for (int l = 0; l < layers; ++l)
+    for (const auto& s : shapes) {
+      const std::vector<int8_t> w = make_weights(s[0], s[1], kind, 0.1, rng);
+      linears.push_back(pack_linear(w.data(), s[0], s[1], true));
+      bytes += linears.back().sparse_bytes();
+      macs += double(M) * s[0] * s[1];
+    }
+  std::vector<std::vector<AlignedBytes>> tiles(2);  // K = 768 and 3072
+  std::vector<int> rows;
+  for (int m0 = 0; m0 < M; m0 += Mt) rows.push_back((std::min(Mt, M - m0) + 15) / 16 * 16);
+  for (int i = 0; i < 2; ++i) {
+    const int K = i ? I : H;
+    std::vector<uint8_t> A(size_t(M) * K);
+    for (auto& a : A) a = uint8_t(rng.next());
+    for (int m0 = 0, t = 0; m0 < M; m0 += Mt, ++t) {
+      tiles[i].emplace_back(tile_bytes(K, rows[t]));
+      pack_tile(A.data(), K, m0, std::min(Mt, M - m0), rows[t], tiles[i].back().data());
+    }
+  }
+  std::vector<int32_t> acc(size_t(kMaxTileRows) * kChannelGroup);
+  std::vector<double> per_kind[4];
+  std::vector<double> total;
+  for (int run = 0; run < 12; ++run) {
+    double sum = 0;
+    double t4[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < linears.size(); ++i) {
+      const auto t0 = Clock::now();
+      engine_gemm(ks, linears[i], tiles[linears[i].K == I], rows, acc.data());
+      const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+      t4[i % 4] += s;
+      sum += s;
+    }
+    if (run < 2) continue;  // warm-up
+    total.push_back(sum);
+    for (int k = 0; k < 4; ++k) per_kind[k].push_back(t4[k]);
+  }
+  const double t = median(total);
+  std::printf("model %s %d layers M=%d Mt=%d: packed sparse weights %.1f MB; all GEMMs %.2f ms = %.0f eff GMAC/s single thread "
+              "(qkv %.2f, attn_out %.2f, inter %.2f, out %.2f ms)\n",
+              kind == Sparsity::unstructured ? "unstr 10%" : "1x4 10%", layers, M, Mt, bytes / 1e6, t * 1e3, macs / t / 1e9,
+              median(per_kind[0]) * 1e3, median(per_kind[1]) * 1e3, median(per_kind[2]) * 1e3,
+              median(per_kind[3]) * 1e3);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Isa isa = best_isa();
   int Mt = 64;
   bool quick = false;
+  int model = 0, model_m = 128, model_layers = 12;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") quick = true;
     else if (a == "--mt" && i + 1 < argc) Mt = std::atoi(argv[++i]);
+    else if (a == "--tiles-outer") g_tiles_outer = true;
+    else if (a == "--layers" && i + 1 < argc) model_layers = std::atoi(argv[++i]);
+    else if (a == "--m" && i + 1 < argc) model_m = std::atoi(argv[++i]);
+    else if (a == "--model" && i + 1 < argc) model = std::string(argv[++i]) == "1x4" ? 2 : 1;
     else if (a == "--isa" && i + 1 < argc) {
       const std::string name = argv[++i];
       for (Isa c : {Isa::scalar, Isa::avx2, Isa::avxvnni, Isa::avx512vnni})
@@ -188,6 +265,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const KernelSet& ks = kernels_for(isa);
+  if (model) return model_bench(ks, model == 2 ? Sparsity::blocks1x4 : Sparsity::unstructured, model_m, Mt, model_layers);
   const double ghz = measure_ghz();
   // Peak of one core: 2 VPDPBUSD per cycle x 64 MACs (zmm) or 32 (ymm); AVX2: 2 VPMADDWD x 16 (8 tokens x 4 k
   // take two of them); scalar: nominally 1.

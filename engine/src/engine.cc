@@ -187,9 +187,16 @@ void Engine::gemm(const QuantizedLinear& w, const std::vector<int>& split, const
     alignas(64) int32_t acc[kMaxTileRows * kChannelGroup];
     const DenseWeightsView dense = p.dense_view();
     const SparseWeightsView sparse = p.sparse_view();
-    for (int n0 = split[part]; n0 < split[part + 1]; n0 += kChannelGroup) {
+    // Sparse weights: tiles outer when a whole tile fits L1 (K = 768: 48 KiB) so it stays there across the part's groups, whose
+    // weights come from DRAM for the first tile and from L2 after; groups outer for long K, whose tiles the
+    // kernel walks in L1-sized blocks anyway and whose weights (K = 3072) would not stay in L2 (model bench).
+    const bool tiles_outer = p.sparse && size_t(a.Kq) * kTileRows * 4 <= 48 * 1024;
+    const int groups = (split[part + 1] - split[part] + kChannelGroup - 1) / kChannelGroup;
+    for (int i = 0; i < groups * tiles; i++) {
+      const int n0 = split[part] + (tiles_outer ? i % groups : i / tiles) * kChannelGroup;
+      const int t = tiles_outer ? i / groups : i % tiles;
       const int nc = std::min(kChannelGroup, split[part + 1] - n0);
-      for (int t = 0; t < tiles; t++) {
+      {
         const int m0 = t * kTileRows;
         const int rows = std::min(kTileRows, tokens - m0);
         if (p.sparse)

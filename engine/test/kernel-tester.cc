@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -426,6 +427,24 @@ int main() {
   std::printf("quantize_pack_row: OK\n");
   if (!check_split(rng, f)) return 1;
   std::printf("split_channels: OK\n");
+  {  // The sparse layout's uint16 quad indices: the largest K packs and multiplies, one quad more is refused.
+    Problem p = make_problem(16, kMaxSparseK, 3, Pattern::unstructured, 0.999, rng);
+    p.W[size_t(kMaxSparseK - 1) * 3 + 1] = -77;  // the last quad index, 65535
+    if (!check_gemm(p, isas, rng, f)) return 1;
+    bool refused = false;
+    try {
+      const std::vector<int8_t> w(size_t(kMaxSparseK + 1) * 2, 1);
+      pack_linear(w.data(), kMaxSparseK + 1, 2, true);
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    if (!refused) {
+      std::printf("MISMATCH pack_linear: sparse K = %d accepted (uint16 quad indices)\n", kMaxSparseK + 1);
+      return 1;
+    }
+    ++f.checks;
+    std::printf("sparse K limit (%d): OK\n", kMaxSparseK);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("kernel-tester: all %ld checks passed on %zu ISAs in %.1f s\n", f.checks, isas.size(), seconds);
   return 0;

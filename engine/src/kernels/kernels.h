@@ -6,7 +6,9 @@
 //   Kq = ceil(K/4) quads: tile[(kq * Mt + m) * 4 + j] = A[m][4*kq + j]; zero where 4*kq+j >= K.
 // - Dense weights: channel-major quads, dense[n * Kq + kq] = the 4 s8 weights W[4kq..4kq+3][n] as one dword.
 // - Sparse weights: CSR over output channels of non-zero quads: entries [row_begin[n], row_begin[n+1]) hold the
-//   quad index kq[e] (ascending) and the 4 weights quads[e]. 1x4 blocks along K are exactly one quad each.
+//   quad index kq[e] (ascending, uint16: 6 bytes per entry with its quad, which matters because a whole model's
+//   sparse weights stream from DRAM every forward pass; pack_linear refuses K > 4 * 65536) and the 4 weights
+//   quads[e]. 1x4 blocks along K are exactly one quad each.
 // - Accumulator block: acc[m * 16 + c] for token m < Mt and channel c < 16 of a 16-channel group.
 #pragma once
 
@@ -32,7 +34,7 @@ struct DenseWeightsView {
 
 struct SparseWeightsView {
   const uint32_t* row_begin;
-  const uint32_t* kq;
+  const uint16_t* kq;
   const int32_t* quads;
   int N, K, Kq;
 };
@@ -78,15 +80,22 @@ struct PackedLinear {
   bool sparse = false;
   double quad_density = 1.0;              // non-zero quads / all quads
   std::vector<int32_t> dense;             // N * Kq when !sparse
-  std::vector<uint32_t> row_begin, kq;    // when sparse
+  std::vector<uint32_t> row_begin;        // when sparse
+  std::vector<uint16_t> kq;               // when sparse
   std::vector<int32_t> quads;             // when sparse
   std::vector<int32_t> w_sum;             // N
   DenseWeightsView dense_view() const { return {dense.data(), N, K, Kq}; }
   SparseWeightsView sparse_view() const { return {row_begin.data(), kq.data(), quads.data(), N, K, Kq}; }
   // Work units of channel n (quads it multiplies), for splitting channels between threads.
   size_t channel_work(int n) const { return sparse ? row_begin[n + 1] - row_begin[n] : size_t(Kq); }
+  // Bytes of the packed sparse weights (what a forward pass streams when they do not fit the cache).
+  size_t sparse_bytes() const {
+    return row_begin.size() * sizeof(row_begin[0]) + kq.size() * sizeof(kq[0]) + quads.size() * sizeof(quads[0]);
+  }
 };
 double quad_density(const int8_t* w_kn, int K, int N);
+// The largest K the sparse layout indexes (uint16 quad indices); pack_linear throws std::invalid_argument beyond.
+constexpr int kMaxSparseK = 4 * 65536;
 PackedLinear pack_linear(const int8_t* w_kn, int K, int N, bool sparse);
 
 // Splits channel groups of 16 into `parts` contiguous ranges of about equal work; returns parts+1 channel bounds.

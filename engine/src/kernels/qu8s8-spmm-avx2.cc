@@ -16,7 +16,7 @@ namespace sbs::kernels {
 namespace {
 
 template <int TB>
-inline void sparse_channel(const uint8_t* tile, size_t row, const uint32_t* kq, const int32_t* q, uint32_t e,
+inline void sparse_channel(const uint8_t* tile, size_t row, const uint16_t* kq, const int32_t* q, uint32_t e,
                            uint32_t end, int32_t* park, bool first) {
   const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
   __m256i acc[TB];

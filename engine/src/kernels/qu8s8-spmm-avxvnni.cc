@@ -18,7 +18,7 @@ namespace sbs::kernels {
 namespace {
 
 template <int TB, int U>
-inline void sparse_channel(const uint8_t* tile, size_t row, const uint32_t* kq, const int32_t* q, uint32_t e,
+inline void sparse_channel(const uint8_t* tile, size_t row, const uint16_t* kq, const int32_t* q, uint32_t e,
                            uint32_t end, int32_t* park, bool first) {
   __m256i acc[U][TB];
 #pragma GCC unroll 4

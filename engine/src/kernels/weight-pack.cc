@@ -1,6 +1,8 @@
 // Packing of one linear layer's s8 weights from the ONNX MatMul layout W[K][N] into the kernels' quads.
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "kernels-internal.h"
 
@@ -42,13 +44,16 @@ PackedLinear pack_linear(const int8_t* w_kn, int K, int N, bool sparse) {
     for (int n = 0; n < N; ++n) p.w_sum[n] += w_kn[size_t(k) * N + n];
   size_t nonzero = 0;
   if (sparse) {
+    if (K > kMaxSparseK)
+      throw std::invalid_argument("pack_linear: K = " + std::to_string(K) + " is too large for the sparse layout " +
+                                  "(uint16 quad indices: K <= " + std::to_string(kMaxSparseK) + ")");
     p.row_begin.reserve(size_t(N) + 1);
     p.row_begin.push_back(0);
     for (int n = 0; n < N; ++n) {
       for (int kq = 0; kq < p.Kq; ++kq) {
         const int32_t q = load_quad(w_kn, K, N, n, kq);
         if (q == 0) continue;
-        p.kq.push_back(uint32_t(kq));
+        p.kq.push_back(uint16_t(kq));
         p.quads.push_back(q);
       }
       p.row_begin.push_back(uint32_t(p.kq.size()));

@@ -1,5 +1,5 @@
 import type { ServedModel } from '../models/registry.js';
-import { inputTooLong } from './errors.js';
+import { inputTooLong, REFUSED_TOKENS_FACTOR } from './errors.js';
 import { timed, type RunContext } from './run-context.js';
 
 export interface ClassifyInput {
@@ -38,11 +38,23 @@ export async function classify(
   const row = timed(
     (seconds) => context.metrics?.tokenization.observe({ task: 'text-classification' }, seconds),
     () => {
-      const first = tokenizer.tokenize(input.text).ids;
-      const second = input.textPair !== undefined ? tokenizer.tokenize(input.textPair).ids : undefined;
+      // Tokenized only up to a bounded multiple of what fits: the limit is checked before any more work is done.
+      const limit = manifest.maxSequenceLength;
+      const bound = limit * REFUSED_TOKENS_FACTOR;
+      const firstRun = tokenizer.tokenizeUpTo(input.text, bound);
+      const first = firstRun.ids;
+      const secondRun =
+        input.textPair !== undefined && firstRun.complete
+          ? tokenizer.tokenizeUpTo(input.textPair, Math.max(0, bound - first.length))
+          : undefined;
+      const second = secondRun?.ids;
+      const length = first.length + 2 + (second ? second.length + 1 : 0);
+      const complete = firstRun.complete && (secondRun?.complete ?? true);
+      if (length > limit || !complete) {
+        const field = input.textPair !== undefined ? 'text + text_pair' : 'text';
+        throw complete ? inputTooLong(field, length, limit) : inputTooLong(field, bound, limit, 'tokens or more');
+      }
       const ids = [tokenizer.clsId, ...first, tokenizer.sepId, ...(second ? [...second, tokenizer.sepId] : [])];
-      if (ids.length > manifest.maxSequenceLength)
-        throw inputTooLong(second ? 'text + text_pair' : 'text', ids.length, manifest.maxSequenceLength);
       const typeIds = ids.map((_, i) => (i < first.length + 2 ? 0 : 1));
       return { ids, typeIds };
     },

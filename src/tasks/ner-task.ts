@@ -1,5 +1,5 @@
 import type { ServedModel } from '../models/registry.js';
-import { inputTooLong } from './errors.js';
+import { inputTooLong, REFUSED_TOKENS_FACTOR } from './errors.js';
 import { aggregateEntities, type AggregationStrategy, type Entity } from './ner.js';
 import { timed, type RunContext } from './run-context.js';
 
@@ -19,9 +19,11 @@ export async function recognizeEntities(
   const tokens = timed(
     (seconds) => context.metrics?.tokenization.observe({ task: 'token-classification' }, seconds),
     () => {
-      const tokenized = tokenizer.tokenize(text);
-      if (tokenized.ids.length + 2 > manifest.maxSequenceLength)
-        throw inputTooLong('text', tokenized.ids.length + 2, manifest.maxSequenceLength);
+      // Tokenized only up to a bounded multiple of what fits: the limit is checked before any more work is done.
+      const limit = manifest.maxSequenceLength;
+      const tokenized = tokenizer.tokenizeUpTo(text, limit * REFUSED_TOKENS_FACTOR);
+      if (!tokenized.complete) throw inputTooLong('text', limit * REFUSED_TOKENS_FACTOR, limit, 'tokens or more');
+      if (tokenized.ids.length + 2 > limit) throw inputTooLong('text', tokenized.ids.length + 2, limit);
       return tokenized;
     },
   );

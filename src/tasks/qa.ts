@@ -128,6 +128,31 @@ export function contextWindowRanges(contextLength: number, capacity: number, str
 }
 
 /**
+ * How many windows `contextWindowRanges` gives, from counts alone (O(1), nothing allocated): 1 when the context fits
+ * one window, else 1 + ceil((contextLength - capacity) / (capacity - stride)). Throws like `contextWindowRanges` when
+ * the context must be split and `stride >= capacity`.
+ */
+export function qaWindowCount(contextLength: number, capacity: number, stride: number): number {
+  assertNonNegativeInt('contextLength', contextLength);
+  assertPositiveInt('capacity', capacity);
+  assertNonNegativeInt('stride', stride);
+  if (contextLength <= capacity) return 1;
+  if (stride >= capacity) {
+    throw new RangeError(`docStride ${stride} must be smaller than the ${capacity} context tokens a window holds`);
+  }
+  return 1 + Math.ceil((contextLength - capacity) / (capacity - stride));
+}
+
+/** The longest context (in tokens) that stays within `maxWindows` windows: the inverse of `qaWindowCount`. */
+export function maxContextTokens(capacity: number, stride: number, maxWindows: number): number {
+  assertPositiveInt('capacity', capacity);
+  assertNonNegativeInt('stride', stride);
+  assertPositiveInt('maxWindows', maxWindows);
+  if (stride >= capacity) return capacity;
+  return capacity + (maxWindows - 1) * (capacity - stride);
+}
+
+/**
  * HF `preprocess` for a fast tokenizer with the question first (BERT pads on the right): one window per context
  * chunk, `[CLS] question [SEP] chunk [SEP]`, token types 0 up to and including the first `[SEP]`, 1 after.
  * The question is truncated to `maxQuestionLen` tokens (what the slow-tokenizer path of HF does; the fast path leaves

@@ -48,6 +48,25 @@ export interface TokenizedText {
   wordIds: number[];
 }
 
+/** A tokenization that may have stopped early (see `BertTokenizer.tokenizeUpTo`). */
+export interface BoundedTokens extends TokenizedText {
+  /** False when tokenization stopped because more than `maxTokens` tokens were produced (`ids.length > maxTokens`). */
+  complete: boolean;
+  /** Milliseconds spent tokenizing (for `tokenizeAsync`: the sum of its synchronous slices, not the wall time). */
+  busyMs: number;
+}
+
+/** Mutable state of one tokenization run, carried across sections and chunks. */
+interface RunState {
+  maxTokens: number;
+  word: number;
+  previousUnk: boolean;
+  stopped: boolean;
+}
+
+/** Original characters normalized and tokenized per step (a step ends at a word boundary, see `chunkEnd`). */
+const DEFAULT_CHUNK_CHARS = 4096;
+
 /** Pieces of one normalized word: ids and cumulative end positions (normalized UTF-16 units, relative to the word). */
 interface WordPieces {
   ids: number[];
@@ -85,12 +104,22 @@ export class BertTokenizer {
 
   private readonly model: LibWordPiece;
   private readonly pattern: RegExp;
-  private readonly unkToken: string;
-  private readonly prefixLength: number;
+  /** The pre-tokenizer pattern without the global flag, for `separatorKind`. */
+  private readonly wordPattern: RegExp;
+  private readonly prefix: string;
   private readonly fuseUnk: boolean;
+  private readonly maxInputCharsPerWord: number;
+  /** Longest vocabulary entry in UTF-16 units: no longer candidate piece can match, so none is tried. */
+  private readonly maxPieceLength: number;
+  /** Per normalized unit: 0 part of a word, 1 whitespace, 2 a punctuation character (always a word of its own). */
+  private readonly separatorKinds = new Map<string, 0 | 1 | 2>();
+  /** Original characters per step of the incremental tokenizer (tests set it small to exercise chunk boundaries). */
+  chunkChars = DEFAULT_CHUNK_CHARS;
   /** Id lookup as the library's `encode` does it: added tokens (raw and normalized content) first, then vocab. */
   private readonly addedIds: Map<string, number>;
   private readonly rawTrie: TrieNode | null;
+  /** Matches any raw added token, longest first (global, sticky-free: `exec` finds the next one from `lastIndex`). */
+  private readonly addedPattern: RegExp;
   private readonly normalizedTrie: TrieNode | null;
   /** Normalizes sections and maps normalized units back to original offsets (`chars.start` / `chars.end`). */
   private readonly chars: OffsetNormalizer;
@@ -123,19 +152,32 @@ export class BertTokenizer {
     }
     this.model = model;
     this.pattern = new RegExp(preTokenizer.pattern.source, 'gu');
+    this.wordPattern = new RegExp(preTokenizer.pattern.source, 'u');
     if (model.unk_token === undefined || model.unk_token_id === undefined) {
       throw new Error('WordPiece model has no unk_token in its vocabulary');
     }
-    this.unkToken = model.unk_token;
     this.unkId = model.unk_token_id;
     // The library concatenates `continuing_subword_prefix + piece` as is (even when the prefix is undefined).
-    this.prefixLength = String(model.config.continuing_subword_prefix).length;
+    this.prefix = String(model.config.continuing_subword_prefix);
     this.fuseUnk = model.fuse_unk;
+    this.maxInputCharsPerWord = model.max_input_chars_per_word ?? 100;
+    let longest = 0;
+    for (const piece of model.tokens_to_ids.keys()) longest = Math.max(longest, piece.length);
+    this.maxPieceLength = longest;
 
     const added = readAddedTokens(tokenizerJson, normalizer);
     this.addedIds = added.ids;
     this.rawTrie = added.rawTrie;
     this.normalizedTrie = added.normalizedTrie;
+    const contents: string[] = [];
+    const walk = (node: TrieNode, prefix: string): void => {
+      if (node.token !== undefined) contents.push(prefix);
+      for (const [unit, child] of node.next) walk(child, prefix + unit);
+    };
+    if (this.rawTrie !== null) walk(this.rawTrie, '');
+    contents.sort((x, y) => y.length - x.length);
+    const escaped = contents.map((content) => content.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&'));
+    this.addedPattern = new RegExp(escaped.join('|') || '(?!)', 'g');
     this.chars = new OffsetNormalizer(normalizer);
 
     const lookup = (key: string, fallback: string): number => {
@@ -183,63 +225,184 @@ export class BertTokenizer {
 
   /** Tokenizes without special tokens; ids match the library's `encode(text, { add_special_tokens: false })`. */
   tokenize(text: string): TokenizedText {
+    const { ids, offsets, wordIds } = this.tokenizeUpTo(text, Infinity);
+    return { ids, offsets, wordIds };
+  }
+
+  /**
+   * Like `tokenize`, but stops as soon as more than `maxTokens` tokens exist (`complete: false`, then
+   * `ids.length > maxTokens`; the tokens are the first ones of the full tokenization). The work done is bounded by
+   * the tokens kept, not by the length of the text: the text is normalized and split one chunk at a time.
+   */
+  tokenizeUpTo(text: string, maxTokens: number): BoundedTokens {
+    const started = performance.now();
+    const { out, state, steps } = this.run(text, maxTokens);
+    while (!steps.next().done);
+    return { ...out, complete: !state.stopped, busyMs: performance.now() - started };
+  }
+
+  /**
+   * `tokenizeUpTo` that yields to the event loop whenever it has run for `sliceMs` without a break, so a long text
+   * never blocks other requests for longer than about one slice plus one chunk. Safe to interleave with other
+   * tokenizations of the same tokenizer: it yields only between chunks, when no scratch state is live.
+   */
+  async tokenizeAsync(text: string, maxTokens: number, sliceMs = 5): Promise<BoundedTokens> {
+    const { out, state, steps } = this.run(text, maxTokens);
+    let busyMs = 0;
+    let sliceStart = performance.now();
+    for (;;) {
+      const done = steps.next().done;
+      const now = performance.now();
+      if (done) {
+        busyMs += now - sliceStart;
+        break;
+      }
+      if (now - sliceStart >= sliceMs) {
+        busyMs += now - sliceStart;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+    }
+    return { ...out, complete: !state.stopped, busyMs };
+  }
+
+  private run(text: string, maxTokens: number) {
     const out: TokenizedText = { ids: [], offsets: [], wordIds: [] };
+    const state: RunState = { maxTokens, word: 0, previousUnk: false, stopped: false };
+    return { out, state, steps: this.steps(text, out, state) };
+  }
+
+  /** The tokenization as steps: each `yield` is a point where no scratch buffer is live. */
+  private *steps(text: string, out: TokenizedText, state: RunState): Generator<void, void> {
     const n = text.length;
-    let word = 0;
     let sectionStart = 0;
     if (this.rawTrie !== null) {
       // The library's DictionarySplitter: at each position take the longest added token starting there.
+      // The regular expression finds the next position where an added token starts (natively, and only as far as
+      // the next one: a long text is scanned while it is tokenized, never ahead of it); matchTrie takes the longest.
+      const next = this.addedPattern;
       for (let i = 0; i < n;) {
-        const token = matchTrie(this.rawTrie, text, i, n);
-        if (token === undefined) {
-          i++;
-          continue;
+        next.lastIndex = i;
+        const found = next.exec(text);
+        if (found === null) break;
+        i = found.index;
+        const token = matchTrie(this.rawTrie, text, i, n)!;
+        if (i > sectionStart) {
+          yield* this.sectionSteps(text, sectionStart, i, out, state);
+          if (state.stopped) return;
         }
-        if (i > sectionStart) word = this.tokenizeSection(text, sectionStart, i, out, word);
         out.ids.push(token.id);
         out.offsets.push([i, i + token.content.length]);
-        out.wordIds.push(word++);
+        out.wordIds.push(state.word++);
+        if (out.ids.length > state.maxTokens) {
+          state.stopped = true;
+          return;
+        }
         i += token.content.length;
         sectionStart = i;
       }
     }
-    if (sectionStart < n) this.tokenizeSection(text, sectionStart, n, out, word);
-    return out;
+    if (sectionStart < n) yield* this.sectionSteps(text, sectionStart, n, out, state);
   }
 
-  /** Normalizes, pre-tokenizes and WordPiece-encodes `text[a, b)`; returns the next word index. */
-  private tokenizeSection(text: string, a: number, b: number, out: TokenizedText, word: number): number {
+  /**
+   * Normalizes, pre-tokenizes and WordPiece-encodes `text[a, b)`, one chunk at a time when no normalized added
+   * token can span chunks (the standard BERT files); yields after each chunk.
+   */
+  private *sectionSteps(text: string, a: number, b: number, out: TokenizedText, state: RunState): Generator<void> {
+    if (this.normalizedTrie !== null) {
+      this.tokenizeSection(text, a, b, out, state);
+      yield;
+      return;
+    }
+    state.previousUnk = false; // the library fuses [UNK]s within one section only
+    for (let from = a; from < b && !state.stopped;) {
+      const to = this.chunkEnd(text, from, b);
+      // Final_Sigma looks at the whole section, so the chunk is normalized with the section as its context.
+      const norm = this.chars.normalizeRange(text, from, to, a, b);
+      if (norm.length > 0) this.tokenizeWords(norm, 0, out, state);
+      from = to;
+      yield;
+    }
+  }
+
+  /**
+   * Where the chunk starting at `from` may end: at least `chunkChars` characters on, at a position no word spans (the
+   * character before it normalizes to something ending in whitespace or punctuation, and the character after it does
+   * not normalize to nothing, which would extend the token before it), else `b`.
+   */
+  private chunkEnd(text: string, from: number, b: number): number {
+    if (b - from <= this.chunkChars) return b;
+    for (let i = from + this.chunkChars; i < b; i++) {
+      const before = text.charCodeAt(i - 1);
+      const after = text.charCodeAt(i);
+      if ((before >= 0xd800 && before <= 0xdfff) || (after >= 0xd800 && after <= 0xdfff)) continue;
+      const last = this.chars.normalizeChar(text[i - 1]).at(-1);
+      if (last === undefined || this.separatorKind(last) === 0) continue;
+      // A character that normalizes to nothing extends the token of the character before it: never cut before one.
+      if (this.chars.normalizeChar(text[i]).length > 0) return i;
+    }
+    return b;
+  }
+
+  /** How the library's pre-tokenizer treats one normalized unit (see `separatorKinds`). */
+  private separatorKind(unit: string): 0 | 1 | 2 {
+    let kind = this.separatorKinds.get(unit);
+    if (kind === undefined) {
+      // A word character joins its neighbours into one word; whitespace and punctuation do not.
+      const joined = this.wordPattern.exec(`a${unit}a`)?.[0] === `a${unit}a`;
+      kind = joined ? 0 : /^\s$/u.test(unit) ? 1 : 2;
+      if (this.separatorKinds.size >= 10_000) this.separatorKinds.clear();
+      this.separatorKinds.set(unit, kind);
+    }
+    return kind;
+  }
+
+  /** Normalizes, splits on normalized added tokens and WordPiece-encodes `text[a, b)` in one go. */
+  private tokenizeSection(text: string, a: number, b: number, out: TokenizedText, state: RunState): void {
     // 1. Normalize code point by code point, recording where each normalized unit came from.
     const norm = this.chars.normalizeRange(text, a, b);
     const len = norm.length;
-    if (len === 0) return word;
+    if (len === 0) return;
 
-    // 2. Split the normalized text on normalized added tokens (none for the standard BERT files).
-    if (this.normalizedTrie === null) return this.tokenizeWords(norm, 0, out, word);
+    // 2. Split the normalized text on normalized added tokens.
+    const normalizedTrie = this.normalizedTrie!;
     let subStart = 0;
     for (let i = 0; i < len;) {
-      const token = matchTrie(this.normalizedTrie, norm, i, len);
+      const token = matchTrie(normalizedTrie, norm, i, len);
       if (token === undefined) {
         i++;
         continue;
       }
-      if (i > subStart) word = this.tokenizeWords(norm.slice(subStart, i), subStart, out, word);
+      if (i > subStart) {
+        state.previousUnk = false;
+        this.tokenizeWords(norm.slice(subStart, i), subStart, out, state);
+        if (state.stopped) return;
+      }
       out.ids.push(token.id);
       out.offsets.push([this.chars.start[i], this.chars.end[i + token.content.length - 1]]);
-      out.wordIds.push(word++);
+      out.wordIds.push(state.word++);
+      if (out.ids.length > state.maxTokens) {
+        state.stopped = true;
+        return;
+      }
       i += token.content.length;
       subStart = i;
     }
-    if (subStart < len) word = this.tokenizeWords(norm.slice(subStart), subStart, out, word);
-    return word;
+    if (subStart < len) {
+      state.previousUnk = false;
+      this.tokenizeWords(norm.slice(subStart), subStart, out, state);
+    }
   }
 
-  /** Pre-tokenizes normalized text (starting at normalized unit `base`) and appends its WordPiece tokens. */
-  private tokenizeWords(norm: string, base: number, out: TokenizedText, word: number): number {
+  /**
+   * Pre-tokenizes normalized text (starting at normalized unit `base`) and appends its WordPiece tokens; stops after
+   * the word that takes the count past `state.maxTokens`.
+   */
+  private tokenizeWords(norm: string, base: number, out: TokenizedText, state: RunState): void {
     const re = this.pattern;
     const { start: normStart, end: normEnd } = this.chars;
     re.lastIndex = 0;
-    let previousUnk = false;
     for (let m = re.exec(norm); m !== null; m = re.exec(norm)) {
       const text = m[0];
       const start = base + m.index;
@@ -248,38 +411,66 @@ export class BertTokenizer {
         const id = pieces.ids[j];
         const s = normStart[start + (j === 0 ? 0 : pieces.ends[j - 1])];
         const e = normEnd[start + pieces.ends[j] - 1];
-        if (id === this.unkId && this.fuseUnk && previousUnk) {
+        if (id === this.unkId && this.fuseUnk && state.previousUnk) {
           out.offsets[out.offsets.length - 1][1] = e; // the library fuses consecutive [UNK]s of one section
           continue;
         }
-        previousUnk = id === this.unkId;
+        state.previousUnk = id === this.unkId;
         out.ids.push(id);
         out.offsets.push([s, e]);
-        out.wordIds.push(word);
+        out.wordIds.push(state.word);
       }
-      word++;
+      state.word++;
+      if (out.ids.length > state.maxTokens) {
+        state.stopped = true;
+        return;
+      }
     }
-    return word;
   }
 
+  /**
+   * The library's WordPiece (greedy longest match first, `continuing_subword_prefix` on non-initial pieces, the whole
+   * word `[UNK]` when a position matches nothing or the word has more than `max_input_chars_per_word` code points)
+   * with the same result, but trying only candidates no longer than the longest vocabulary entry and slicing the
+   * string instead of joining code point arrays: O(word x longest entry), where the library is cubic in the word.
+   */
   private encodeWord(text: string): WordPieces {
-    const pieces = this.model.encode([text]);
-    let result: WordPieces;
-    if (pieces.length === 1 && pieces[0] === this.unkToken) {
-      result = { ids: [this.unkId], ends: [text.length] };
-    } else {
-      result = { ids: new Array<number>(pieces.length), ends: new Array<number>(pieces.length) };
-      let end = 0;
-      for (let j = 0; j < pieces.length; j++) {
-        const piece = pieces[j];
-        end += j === 0 ? piece.length : piece.length - this.prefixLength;
-        result.ends[j] = end;
-        result.ids[j] = this.addedIds.get(piece) ?? this.model.tokens_to_ids.get(piece) ?? this.unkId;
+    const n = text.length;
+    const vocab = this.model.tokens_to_ids;
+    let codePoints = 0;
+    for (let i = 0; i < n; i++) if (!isLowSurrogateAfterHigh(text, i)) codePoints++;
+    const unknown: WordPieces = { ids: [this.unkId], ends: [n] };
+    let result: WordPieces = { ids: [], ends: [] };
+    if (codePoints > this.maxInputCharsPerWord) result = unknown;
+    for (let start = 0; start < n && result !== unknown;) {
+      let end = Math.min(n, start + this.maxPieceLength);
+      let id: number | undefined;
+      for (; end > start; end--) {
+        if (isLowSurrogateAfterHigh(text, end)) continue; // never split a surrogate pair (the library slices code points)
+        const piece = start > 0 ? this.prefix + text.slice(start, end) : text.slice(start, end);
+        if (vocab.has(piece)) {
+          id = this.addedIds.get(piece) ?? vocab.get(piece)!;
+          break;
+        }
       }
-      if (end !== text.length) throw new Error(`WordPiece pieces of ${JSON.stringify(text)} do not cover the word`);
+      if (id === undefined) {
+        result = unknown;
+        break;
+      }
+      result.ids.push(id);
+      result.ends.push(end);
+      start = end;
     }
     if (this.wordCache.size >= WORD_CACHE_LIMIT) this.wordCache.clear();
     this.wordCache.set(text, result);
     return result;
   }
+}
+
+/** Whether `text[i]` is the low half of a surrogate pair (so `i` is no code point boundary). */
+function isLowSurrogateAfterHigh(text: string, i: number): boolean {
+  if (i <= 0 || i >= text.length) return false;
+  const low = text.charCodeAt(i);
+  const high = text.charCodeAt(i - 1);
+  return low >= 0xdc00 && low <= 0xdfff && high >= 0xd800 && high <= 0xdbff;
 }

@@ -29,7 +29,7 @@ export const qaRoutes =
           const options = {
             topK,
             maxAnswerLen: bodyOption<number>(body, 'max_answer_len') ?? defaultQaOptions.maxAnswerLen,
-            docStride: bodyOption<number>(body, 'doc_stride') ?? defaultQaOptions.docStride,
+            docStride: bodyOption<number>(body, 'doc_stride'),
             maxSeqLen: bodyOption<number>(body, 'max_seq_len'),
             maxQuestionLen: bodyOption<number>(body, 'max_question_len') ?? defaultQaOptions.maxQuestionLen,
             handleImpossibleAnswer: bodyOption<boolean>(body, 'handle_impossible_answer') ?? false,

@@ -22,6 +22,7 @@ export interface LibWordPiece {
   unk_token?: string;
   unk_token_id?: number;
   fuse_unk: boolean;
+  max_input_chars_per_word?: number;
 }
 type Constructor = abstract new (...args: never[]) => unknown;
 const runtime = tokenizers as unknown as Record<'BertNormalizer' | 'BertPreTokenizer' | 'WordPiece', Constructor>;

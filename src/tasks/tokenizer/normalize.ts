@@ -49,9 +49,10 @@ export class OffsetNormalizer {
 
   /**
    * Normalizes `text[a, b)` code point by code point and returns the normalized string; `start` / `end` then map each
-   * of its units back to original UTF-16 indices.
+   * of its units back to original UTF-16 indices. `[contextStart, contextEnd)` (default `[a, b)`) is the section the
+   * range belongs to: the text Final_Sigma looks at, so a section normalized in pieces equals the section in one go.
    */
-  normalizeRange(text: string, a: number, b: number): string {
+  normalizeRange(text: string, a: number, b: number, contextStart = a, contextEnd = b): string {
     let norm = '';
     let len = 0;
     let lastEmitted = -1; // first normalized unit of the last original character that produced output
@@ -68,7 +69,7 @@ export class OffsetNormalizer {
         }
         const ch = end - i === 1 ? text[i] : text.slice(i, end);
         s = this.charCache.get(ch) ?? this.normalizeChar(ch);
-        if (c === CAPITAL_SIGMA && this.lowercase && this.isFinalSigma(text, a, b, i)) s = 'ς';
+        if (c === CAPITAL_SIGMA && this.lowercase && this.isFinalSigma(text, contextStart, contextEnd, i)) s = 'ς';
       }
       if (s.length === 0) {
         // Dropped (control char, or an accent stripped by an uncased model): belongs to the previous character.
@@ -88,7 +89,11 @@ export class OffsetNormalizer {
     return norm;
   }
 
-  private normalizeChar(ch: string): string {
+  /** One character (a code point) normalized on its own, cached; `Σ` gives `σ` (Final_Sigma needs context). */
+  normalizeChar(ch: string): string {
+    if (ch.length === 1 && ch.charCodeAt(0) < 128) return this.asciiNorm[ch.charCodeAt(0)];
+    const cached = this.charCache.get(ch);
+    if (cached !== undefined) return cached;
     const s = this.normalizer ? this.normalizer.normalize(ch) : ch;
     if (this.charCache.size >= CHAR_CACHE_LIMIT) this.charCache.clear();
     this.charCache.set(ch, s);

@@ -91,14 +91,18 @@ export async function benchModelLatency(
         // As the server runs them: spinning ORT threads would steal the cores of the variant timed next.
         extra: { session: { intra_op: { allow_spinning: '0' } } },
       };
-      const dense = options.skipFp32 ? undefined : await ort.InferenceSession.create(join(modelDir, denseModelFile), sessionOptions);
+      const dense = options.skipFp32
+        ? undefined
+        : await ort.InferenceSession.create(join(modelDir, denseModelFile), sessionOptions);
       const int8 = await ort.InferenceSession.create(join(modelDir, int8ModelFile), sessionOptions);
       let engine: NativeEngine | undefined;
       if (options.engine && weights) {
         engine = new options.engine.addon.Engine(weights.spec, weights.tensors, {
           threads,
           ...(options.engine.isa ? { isa: options.engine.isa } : {}),
-          ...(options.engine.sparseMaxQuadDensity !== undefined ? { sparseMaxQuadDensity: options.engine.sparseMaxQuadDensity } : {}),
+          ...(options.engine.sparseMaxQuadDensity !== undefined
+            ? { sparseMaxQuadDensity: options.engine.sparseMaxQuadDensity }
+            : {}),
         });
         if (threads === options.threads[0]) models.push({ model: basename(modelDir), engine: engine.info() });
       }
@@ -127,7 +131,16 @@ export async function benchModelLatency(
               if (key === 'engine') engineTimedRuns += runsPerBlock + 1;
             }
           } while (times.int8.length < options.runs && performance.now() < deadline);
-          const row: LatencyRow = { model: basename(modelDir), encoderSparsity: manifest.sparsity.final.encoderLinearSparsity, threads, batch, sequence, medianMs: {}, p90Ms: {}, runs: times.int8.length };
+          const row: LatencyRow = {
+            model: basename(modelDir),
+            encoderSparsity: manifest.sparsity.final.encoderLinearSparsity,
+            threads,
+            batch,
+            sequence,
+            medianMs: {},
+            p90Ms: {},
+            runs: times.int8.length,
+          };
           for (const [key] of runners) {
             times[key].sort((a, b) => a - b);
             row.medianMs[key] = percentile(times[key], 0.5);
@@ -140,9 +153,14 @@ export async function benchModelLatency(
           if (engine && profileBefore) {
             const after = engine.profile();
             row.engineProfileMs = Object.fromEntries(
-              Object.entries(after.seconds).map(([op, s]) => [op, ((s - profileBefore.seconds[op]) * 1000) / engineTimedRuns]),
+              Object.entries(after.seconds).map(([op, s]) => [
+                op,
+                ((s - profileBefore.seconds[op]) * 1000) / engineTimedRuns,
+              ]),
             );
-            const gemmMs = Object.entries(row.engineProfileMs).filter(([op]) => op.startsWith('gemm')).reduce((sum, [, ms]) => sum + ms, 0);
+            const gemmMs = Object.entries(row.engineProfileMs)
+              .filter(([op]) => op.startsWith('gemm'))
+              .reduce((sum, [, ms]) => sum + ms, 0);
             row.engineGemmEffectiveGmacs = encoderGemmMacs(manifest, batch * sequence) / (gemmMs * 1e6);
           }
           rows.push(row);
@@ -181,5 +199,10 @@ export function formatProfile(row: LatencyRow): string {
   const entries = Object.entries(row.engineProfileMs ?? {}).sort((a, b) => b[1] - a[1]);
   const total = entries.reduce((sum, [, ms]) => sum + ms, 0);
   const lines = entries.map(([op, ms]) => `| ${op} | ${ms.toFixed(2)} | ${((100 * ms) / total).toFixed(0)}% |`);
-  return [`engine profile: ${row.model}, batch ${row.batch} x ${row.sequence}, ${row.threads} threads`, '| op | ms per run | share |', '|---|---|---|', ...lines].join('\n');
+  return [
+    `engine profile: ${row.model}, batch ${row.batch} x ${row.sequence}, ${row.threads} threads`,
+    '| op | ms per run | share |',
+    '|---|---|---|',
+    ...lines,
+  ].join('\n');
 }

@@ -12,10 +12,25 @@ const logPath = join(engineDir, 'build', 'build.log');
 const say = (line) => console.log(`sparse-bert-serve engine: ${line}`);
 
 function findNodeGyp() {
-  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp)) return process.env.npm_config_node_gyp;
+  if (process.env.npm_config_node_gyp && existsSync(process.env.npm_config_node_gyp))
+    return process.env.npm_config_node_gyp;
   const candidates = [];
-  if (process.env.npm_execpath) candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  candidates.push(resolve(process.execPath, '..', '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  if (process.env.npm_execpath)
+    candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  candidates.push(
+    resolve(
+      process.execPath,
+      '..',
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+  );
   try {
     candidates.push(createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'));
   } catch {}
@@ -30,17 +45,26 @@ function findNodeDir() {
 }
 
 function main() {
-  if (process.env.SBS_ENGINE_BUILD === 'skip') return say('build skipped (SBS_ENGINE_BUILD=skip); the server will use onnxruntime');
-  if (process.arch !== 'x64') return say(`not built: the engine's kernels are for x86-64, this is ${process.arch}; the server will use onnxruntime`);
+  if (process.env.SBS_ENGINE_BUILD === 'skip')
+    return say('build skipped (SBS_ENGINE_BUILD=skip); the server will use onnxruntime');
+  if (process.arch !== 'x64')
+    return say(
+      `not built: the engine's kernels are for x86-64, this is ${process.arch}; the server will use onnxruntime`,
+    );
   const compiler = process.env.CXX || 'g++';
   if (spawnSync(compiler, ['--version'], { stdio: 'ignore' }).status !== 0)
-    return say(`not built: no C++ compiler (${compiler}); install g++ make python3 and run "npm run build:engine"; the server will use onnxruntime`);
+    return say(
+      `not built: no C++ compiler (${compiler}); install g++ make python3 and run "npm run build:engine"; the server will use onnxruntime`,
+    );
   const nodeGyp = findNodeGyp();
   if (!nodeGyp) return say('not built: node-gyp not found (it ships with npm); the server will use onnxruntime');
   const nodeDir = findNodeDir();
-  if (!nodeDir) return say(`not built: no Node headers at ${resolve(process.execPath, '..', '..', 'include', 'node')} (set npm_config_nodedir); the server will use onnxruntime`);
+  if (!nodeDir)
+    return say(
+      `not built: no Node headers at ${resolve(process.execPath, '..', '..', 'include', 'node')} (set npm_config_nodedir); the server will use onnxruntime`,
+    );
   mkdirSync(join(engineDir, 'build'), { recursive: true });
-  const jobs = String(Math.max(1, Math.min(4, (process.env.SBS_ENGINE_JOBS | 0) || 2)));
+  const jobs = String(Math.max(1, Math.min(4, process.env.SBS_ENGINE_JOBS | 0 || 2)));
   const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodeDir}`, `--jobs=${jobs}`], {
     cwd: engineDir,
     encoding: 'utf8',

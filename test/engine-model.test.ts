@@ -9,7 +9,14 @@ import type { Family, Task } from '../conversion/checkpoint/model-config.js';
 import type { Manifest } from '../conversion/manifest.js';
 import type { RowOutputs } from '../src/runtime/runner.js';
 import type { EngineAddon } from '../src/runtime/engine-addon.js';
-import { engineRunner, onnxRunner, portableOpsEngine, randomRows, requireAddon, tinyModel } from './helpers/engine-fixtures.js';
+import {
+  engineRunner,
+  onnxRunner,
+  portableOpsEngine,
+  randomRows,
+  requireAddon,
+  tinyModel,
+} from './helpers/engine-fixtures.js';
 import { workspace } from './helpers/workspace.js';
 
 const root = workspace('engine-model');
@@ -24,14 +31,22 @@ const cases: [string, Family, Task, number][] = [
   ['distil-ner', 'distilbert', 'token-classification', 0.9],
 ];
 /** Heads of 16 and 64 dimensions take the AVX-512 attention (the tiny preset's 8-dimension heads do not). */
-const wideHeads: [string, Family, Task, number, { hiddenSize: number; numHeads: number; intermediateSize: number }][] = [
-  ['bert-qa-h16', 'bert', 'question-answering', 0.9, { hiddenSize: 64, numHeads: 4, intermediateSize: 128 }],
-  ['distil-ner-h64', 'distilbert', 'token-classification', 0.8, { hiddenSize: 128, numHeads: 2, intermediateSize: 256 }],
-];
+const wideHeads: [string, Family, Task, number, { hiddenSize: number; numHeads: number; intermediateSize: number }][] =
+  [
+    ['bert-qa-h16', 'bert', 'question-answering', 0.9, { hiddenSize: 64, numHeads: 4, intermediateSize: 128 }],
+    [
+      'distil-ner-h64',
+      'distilbert',
+      'token-classification',
+      0.8,
+      { hiddenSize: 128, numHeads: 2, intermediateSize: 256 },
+    ],
+  ];
 
 before(async () => {
   addon = requireAddon();
-  for (const [name, family, task, sparsity] of cases) models.set(name, await tinyModel(root, name, family, task, sparsity));
+  for (const [name, family, task, sparsity] of cases)
+    models.set(name, await tinyModel(root, name, family, task, sparsity));
   for (const [name, family, task, sparsity, dims] of wideHeads)
     models.set(name, await tinyModel(root, name, family, task, sparsity, 5, dims));
 });
@@ -69,8 +84,14 @@ for (const [name] of [...cases, ...wideHeads]) {
       assert.ok(recorded.engineVsDense?.passed, JSON.stringify(recorded.engineVsDense ?? recorded.engineSkipped));
       assert.equal(recorded.engineVsDense!.kernelPath, addon.cpuInfo().best);
       assert.ok(recorded.engineVsDense!.meanAbsDiff <= 1.5 * recorded.int8VsDense.meanAbsDiff + 2e-4);
-      const scale = meanAbsDiff(f.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.map(() => 0)]))), f);
-      assert.ok(engineError < 0.05 * scale + 1e-3, `engine error ${engineError} is not small next to the logits' size ${scale}`);
+      const scale = meanAbsDiff(
+        f.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.map(() => 0)]))),
+        f,
+      );
+      assert.ok(
+        engineError < 0.05 * scale + 1e-3,
+        `engine error ${engineError} is not small next to the logits' size ${scale}`,
+      );
     } finally {
       await Promise.all([engine.release(), int8.release(), fp32.release()]);
     }
@@ -87,7 +108,10 @@ test('the AVX-512 attention, GELU and LayerNorm agree with the portable ones', a
       assert.equal(portable.native.info().ops, 'portable');
       const rows = randomRows([1, 15, 16, 17, 64, 90], model.manifest.dimensions.vocabSize, 21);
       const [a, b] = [await fast.run(rows), await portable.run(rows)];
-      const size = meanAbsDiff(b.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.map(() => 0)]))), b);
+      const size = meanAbsDiff(
+        b.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v.map(() => 0)]))),
+        b,
+      );
       assert.ok(meanAbsDiff(a, b) < 1e-3 * size + 1e-6, `${name}: mean |Δ| ${meanAbsDiff(a, b)} vs size ${size}`);
     } finally {
       await Promise.all([fast.release(), portable.release()]);
@@ -136,7 +160,9 @@ test('every kernel path this CPU runs, and dense vs sparse kernels, give bit-ide
         const layers = engine.native.info().layers;
         assert.match(layers, sparseMaxQuadDensity === 0 ? /qkv 0\/2 sparse/ : /qkv 2\/2 sparse/);
         const outputs = await engine.run(rows);
-        outputs.forEach((row, r) => assertIdentical(row, reference[r], `${isa}, sparse threshold ${sparseMaxQuadDensity}, row ${r}`));
+        outputs.forEach((row, r) =>
+          assertIdentical(row, reference[r], `${isa}, sparse threshold ${sparseMaxQuadDensity}, row ${r}`),
+        );
       } finally {
         await engine.release();
       }
@@ -154,14 +180,30 @@ test('bad batches are refused with a message naming the problem, and the engine 
   try {
     const bad: [string, () => Promise<unknown>, RegExp][] = [
       ['empty batch', () => native.run(ids([]), null, ids([0])), /at least one row/],
-      ['id past the vocabulary', () => native.run(ids([2, vocab, 3]), null, ids([0, 3])), new RegExp(`token id ${vocab} at position 1`)],
+      [
+        'id past the vocabulary',
+        () => native.run(ids([2, vocab, 3]), null, ids([0, 3])),
+        new RegExp(`token id ${vocab} at position 1`),
+      ],
       ['negative id', () => native.run(ids([2, -1]), null, ids([0, 2])), /token id -1/],
-      ['row longer than the position table', () => native.run(new Int32Array(maxPositions + 1).fill(5), null, ids([0, maxPositions + 1])), /position table holds/],
+      [
+        'row longer than the position table',
+        () => native.run(new Int32Array(maxPositions + 1).fill(5), null, ids([0, maxPositions + 1])),
+        /position table holds/,
+      ],
       ['empty row', () => native.run(ids([2, 3]), null, ids([0, 0, 2])), /row 0 is empty/],
       ['offsets past the ids', () => native.run(ids([2, 3]), null, ids([0, 5])), /last offset is 5 but there are 2/],
-      ['type ids of the wrong length', () => native.run(ids([2, 3]), ids([0]), ids([0, 2])), /typeIds: 1 values for 2 tokens/],
+      [
+        'type ids of the wrong length',
+        () => native.run(ids([2, 3]), ids([0]), ids([0, 2])),
+        /typeIds: 1 values for 2 tokens/,
+      ],
       ['token type past the table', () => native.run(ids([2, 3]), ids([0, 7]), ids([0, 2])), /token type 7/],
-      ['not an Int32Array', () => native.run([1, 2] as unknown as Int32Array, null, ids([0, 2])), /ids must be an Int32Array/],
+      [
+        'not an Int32Array',
+        () => native.run([1, 2] as unknown as Int32Array, null, ids([0, 2])),
+        /ids must be an Int32Array/,
+      ],
     ];
     for (const [what, run, message] of bad) await assert.rejects(run, message, what);
     const [ok] = await engine.run(randomRows([8], vocab));
@@ -186,11 +228,29 @@ test('a weight set that does not match the spec is refused, naming the tensor', 
     change(copy);
     return () => new addon.Engine({ ...spec, ...specChange }, copy, { threads: 1 });
   };
-  assert.throws(attempt((t) => delete t['layers.1.output.weight']), /missing tensor layers\.1\.output\.weight/);
-  assert.throws(attempt((t) => (t['layers.0.qkv.weight'] = (t['layers.0.qkv.weight'] as Int8Array).subarray(1))), /layers\.0\.qkv\.weight has \d+ values, expected \d+/);
-  assert.throws(attempt((t) => (t['layers.0.qkv.scale'] = new Int8Array(t['layers.0.qkv.scale'].length))), /layers\.0\.qkv\.scale is int8, expected float32/);
-  assert.throws(attempt(() => {}, { hidden: spec.hidden + 1 }), /hidden must be a multiple of heads|has \d+ values/);
-  assert.throws(attempt(() => {}, { layers: 0 }), /layers must be in/);
+  assert.throws(
+    attempt((t) => delete t['layers.1.output.weight']),
+    /missing tensor layers\.1\.output\.weight/,
+  );
+  assert.throws(
+    attempt((t) => (t['layers.0.qkv.weight'] = (t['layers.0.qkv.weight'] as Int8Array).subarray(1))),
+    /layers\.0\.qkv\.weight has \d+ values, expected \d+/,
+  );
+  assert.throws(
+    attempt((t) => (t['layers.0.qkv.scale'] = new Int8Array(t['layers.0.qkv.scale'].length))),
+    /layers\.0\.qkv\.scale is int8, expected float32/,
+  );
+  assert.throws(
+    attempt(() => {}, { hidden: spec.hidden + 1 }),
+    /hidden must be a multiple of heads|has \d+ values/,
+  );
+  assert.throws(
+    attempt(() => {}, { layers: 0 }),
+    /layers must be in/,
+  );
   assert.throws(() => new addon.Engine(spec, tensors, { threads: 0 }), /threads must be 1\.\.256/);
-  assert.throws(() => new addon.Engine(spec, tensors, { threads: 1, isa: 'mmx' as never }), /unknown kernel path "mmx"/);
+  assert.throws(
+    () => new addon.Engine(spec, tensors, { threads: 1, isa: 'mmx' as never }),
+    /unknown kernel path "mmx"/,
+  );
 });

@@ -19,7 +19,11 @@ export interface EngineTarget {
 }
 
 /** The engine for verification, or the reason it is unavailable (the addon is not built, or cannot run the model). */
-export function engineTarget(spec: ModelSpec, int8Model: ModelProto, addonPath?: string): EngineTarget | { unavailable: string } {
+export function engineTarget(
+  spec: ModelSpec,
+  int8Model: ModelProto,
+  addonPath?: string,
+): EngineTarget | { unavailable: string } {
   const status = loadEngineAddon(addonPath);
   if (!status.available) return { unavailable: status.reason };
   let native;
@@ -55,7 +59,8 @@ export function engineTarget(spec: ModelSpec, int8Model: ModelProto, addonPath?:
         types?.set(batch.tokenTypeIds![r].slice(0, lengths[r]), offsets[r]);
       }
       const planes = await engine.run(ids, types, offsets);
-      if (spec.task === 'text-classification') return { [outputs[0]]: { dims: [rows, spec.numLabels], data: planes[0] } };
+      if (spec.task === 'text-classification')
+        return { [outputs[0]]: { dims: [rows, spec.numLabels], data: planes[0] } };
       const perToken = spec.task === 'question-answering' ? 1 : spec.numLabels;
       // Back into the padded [rows, length(, labels)] layout; padded positions stay 0 and are not compared.
       return Object.fromEntries(

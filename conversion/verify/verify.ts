@@ -230,7 +230,8 @@ export async function verifyArtifacts({
     };
     const int8Report = compare(int8Large);
     let engineReport: VerificationReport['engineVsDense'];
-    if (engine && 'run' in engine) engineReport = { ...compare(await engine.run(large)), kernelPath: engine.kernelPath };
+    if (engine && 'run' in engine)
+      engineReport = { ...compare(await engine.run(large)), kernelPath: engine.kernelPath };
     const densePassed = referenceDiff <= tolerances.denseMaxAbs;
     const int8Passed = int8Report.passed && (engineReport?.passed ?? true);
     return {

@@ -50,7 +50,9 @@ export async function benchCommand(args: string[]): Promise<void> {
   }
   if (engine) {
     const cpu = engine.addon.cpuInfo();
-    console.log(`engine: ${engine.isa ?? cpu.best} kernels (this CPU runs ${cpu.supported.join(', ')}), ${cpu.ops} ops`);
+    console.log(
+      `engine: ${engine.isa ?? cpu.best} kernels (this CPU runs ${cpu.supported.join(', ')}), ${cpu.ops} ops`,
+    );
   }
   console.log(tableHeader);
   const result = await benchModelLatency({
@@ -66,7 +68,8 @@ export async function benchCommand(args: string[]): Promise<void> {
   });
   const env = result.environment;
   console.log(`\n${env.cpu}, ${env.cores} cores, onnxruntime-node ${(env.onnxruntime as { node: string }).node}`);
-  for (const model of env.models as { model: string; engine: { layers: string } }[]) console.log(`${model.model}: ${model.engine.layers}`);
+  for (const model of env.models as { model: string; engine: { layers: string } }[])
+    console.log(`${model.model}: ${model.engine.layers}`);
   for (const row of result.rows) if (row.engineProfileMs) console.log(`\n${formatProfile(row)}`);
   if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');
 }

@@ -64,7 +64,10 @@ export class EngineRunner implements ModelRunner {
     return rows.map((_, r) => {
       const [begin, end] = [offsets[r], offsets[r + 1]];
       if (this.task === 'question-answering')
-        return { [this.outputNames[0]]: planes[0].subarray(begin, end), [this.outputNames[1]]: planes[1].subarray(begin, end) };
+        return {
+          [this.outputNames[0]]: planes[0].subarray(begin, end),
+          [this.outputNames[1]]: planes[1].subarray(begin, end),
+        };
       if (this.task === 'token-classification')
         return { [this.outputNames[0]]: planes[0].subarray(begin * this.labels, end * this.labels) };
       return { [this.outputNames[0]]: planes[0].subarray(r * this.labels, (r + 1) * this.labels) };

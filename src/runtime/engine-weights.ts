@@ -95,7 +95,10 @@ function concatFloats(parts: Initializer[]): Float32Array {
   return out;
 }
 
-export function engineWeights(manifest: Pick<Manifest, 'task' | 'dimensions'>, model: ModelProto): { spec: EngineSpec; tensors: EngineTensors } {
+export function engineWeights(
+  manifest: Pick<Manifest, 'task' | 'dimensions'>,
+  model: ModelProto,
+): { spec: EngineSpec; tensors: EngineTensors } {
   const initializers = readInitializers(model);
   const nodes = model.graph!.node ?? [];
   const dims = manifest.dimensions;
@@ -103,7 +106,9 @@ export function engineWeights(manifest: Pick<Manifest, 'task' | 'dimensions'>, m
 
   const norms = nodes.filter((node) => node.opType === 'LayerNormalization');
   if (norms.length !== 1 + 2 * dims.numLayers)
-    throw new EngineUnsupportedError(`expected ${1 + 2 * dims.numLayers} LayerNormalization nodes, found ${norms.length}`);
+    throw new EngineUnsupportedError(
+      `expected ${1 + 2 * dims.numLayers} LayerNormalization nodes, found ${norms.length}`,
+    );
   const epsilon = norms[0].attribute?.find((a) => a.name === 'epsilon')?.f ?? 1e-12;
   const setNorm = (name: string, index: number) => {
     tensors[`${name}.gamma`] = need(initializers, norms[index].input![1]).values;
@@ -129,9 +134,14 @@ export function engineWeights(manifest: Pick<Manifest, 'task' | 'dimensions'>, m
     const [query, key, value, attentionOutput, intermediate, output] = linears.slice(l * perLayer, (l + 1) * perLayer);
     const encoder = [query, key, value, attentionOutput, intermediate, output];
     const fp32 = encoder.find((linear) => !linear || !(linear.weight.values instanceof Int8Array));
-    if (fp32) throw new EngineUnsupportedError(`encoder linear ${fp32?.module ?? `of layer ${l}`} is not int8 in the artifact`);
+    if (fp32)
+      throw new EngineUnsupportedError(`encoder linear ${fp32?.module ?? `of layer ${l}`} is not int8 in the artifact`);
     const p = `layers.${l}.`;
-    tensors[`${p}qkv.weight`] = concatColumns([query.weight.values, key.weight.values, value.weight.values], H, [H, H, H]);
+    tensors[`${p}qkv.weight`] = concatColumns([query.weight.values, key.weight.values, value.weight.values], H, [
+      H,
+      H,
+      H,
+    ]);
     tensors[`${p}qkv.scale`] = concatFloats([query.scale!, key.scale!, value.scale!]);
     tensors[`${p}qkv.bias`] = concatFloats([query.bias, key.bias, value.bias]);
     for (const [name, linear] of [
@@ -172,7 +182,9 @@ export function engineWeights(manifest: Pick<Manifest, 'task' | 'dimensions'>, m
     labels: manifest.task === 'question-answering' ? 2 : output.weight.dims[1],
     layerNormEps: epsilon,
     activation: opTypes.has('Erf') ? 'gelu' : 'relu',
-    poolerActivation: nodes.some((node) => node.opType === 'Relu' && node.output?.[0] === 'pool/activation') ? 'relu' : 'tanh',
+    poolerActivation: nodes.some((node) => node.opType === 'Relu' && node.output?.[0] === 'pool/activation')
+      ? 'relu'
+      : 'tanh',
   };
   return { spec, tensors };
 }

@@ -41,7 +41,9 @@ export function readInitializers(model: ModelProto): Map<string, Initializer> {
     const length = dims.reduce((a, b) => a * b, 1);
     const positions = new Int32Array(ownBuffer(sparse.indices!.rawData ?? new Uint8Array()));
     if (positions.length !== values.length)
-      throw new Error(`sparse initializer ${sparse.values!.name}: ${positions.length} indices for ${values.length} values`);
+      throw new Error(
+        `sparse initializer ${sparse.values!.name}: ${positions.length} indices for ${values.length} values`,
+      );
     const dense = values instanceof Int8Array ? new Int8Array(length) : new Float32Array(length);
     for (let k = 0; k < positions.length; k++) {
       const index = positions[k];

@@ -32,14 +32,26 @@ export async function tinyModel(
   dims?: Partial<(typeof dimensionPresets)['tiny']>,
 ): Promise<{ dir: string; manifest: Manifest }> {
   const checkpoint = dims
-    ? generateCheckpoint({ outDir: join(root, `ckpt-${name}`), family, task, dims: { ...dimensionPresets.tiny, ...dims }, format: 'safetensors', seed, sparsity })
+    ? generateCheckpoint({
+        outDir: join(root, `ckpt-${name}`),
+        family,
+        task,
+        dims: { ...dimensionPresets.tiny, ...dims },
+        format: 'safetensors',
+        seed,
+        sparsity,
+      })
     : tinyCheckpoint(root, `ckpt-${name}`, family, task, { sparsity, seed });
   const dir = join(root, 'models', name);
   await convert(convertOptions(checkpoint, dir));
   return { dir, manifest: JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) };
 }
 
-export function engineRunner(addon: EngineAddon, model: { dir: string; manifest: Manifest }, settings: Partial<EngineSettings> = {}) {
+export function engineRunner(
+  addon: EngineAddon,
+  model: { dir: string; manifest: Manifest },
+  settings: Partial<EngineSettings> = {},
+) {
   return EngineRunner.create(addon, model.dir, model.manifest, { threads: 2, ...settings });
 }
 
@@ -49,10 +61,16 @@ export function portableOpsEngine(addon: EngineAddon, model: { dir: string; mani
 }
 
 export function onnxRunner(model: { dir: string; manifest: Manifest }, file: 'model.onnx' | 'model.int8.onnx') {
-  return OnnxRunner.create(join(model.dir, file), model.manifest.signature, model.manifest.task !== 'text-classification', 0, {
-    threads: 1,
-    allowSpinning: false,
-  });
+  return OnnxRunner.create(
+    join(model.dir, file),
+    model.manifest.signature,
+    model.manifest.task !== 'text-classification',
+    0,
+    {
+      threads: 1,
+      allowSpinning: false,
+    },
+  );
 }
 
 /** Seeded rows of the given lengths: [CLS] random ids [SEP], type ids 0 then 1 for the second half. */

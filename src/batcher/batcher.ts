@@ -1,3 +1,5 @@
+import { RequestError } from '../tasks/errors.js';
+
 /**
  * One queue per model. Forms batches from waiting rows up to a row count and a padded-token budget (longest row x
  * rows), waiting at most `maxBatchDelayMs` for more work when the queue is short, and grouping rows of similar length
@@ -35,6 +37,26 @@ export interface BatcherObserver {
   depthChanged?(rows: number): void;
 }
 
+/**
+ * A request whose rows can never fit the queue, however long it waits: a client mistake (422 naming the limit), never
+ * a 429.
+ */
+export class QueueCapacityError extends RequestError {
+  constructor(
+    readonly rows: number,
+    readonly maxQueueRows: number,
+  ) {
+    super(
+      422,
+      `the request needs ${rows} inference rows (inputs, or QA windows), more than the model queue holds ` +
+        `(--max-queue ${maxQueueRows}); send fewer or shorter inputs`,
+      'too_long',
+    );
+    this.name = 'QueueCapacityError';
+  }
+}
+
+/** The queue has no room now, but would have for this request once it drains: 429, retry later. */
 export class QueueFullError extends Error {
   constructor(readonly retryAfterSeconds: number) {
     super('the model queue is full');
@@ -83,10 +105,15 @@ export class Batcher<Result> {
   }
 
   /**
-   * Queues every row of one request together; resolves with one result per row, in order. Aborting the signal
-   * (deadline, client gone) removes the request's waiting rows at once and rejects with the signal's reason.
+   * Queues every row of one request together — all of them or none: a refused request leaves nothing behind. Resolves
+   * with one result per row, in order. More rows than the queue can ever hold: `QueueCapacityError`; no room now:
+   * `QueueFullError`. Aborting the signal (deadline, client gone) removes the request's waiting rows at once and
+   * rejects with the signal's reason.
    */
   submit(rows: BatchRow[], signal?: AbortSignal): Promise<Result[]> {
+    if (rows.length > this.limits.maxQueueRows) {
+      return Promise.reject(new QueueCapacityError(rows.length, this.limits.maxQueueRows));
+    }
     if (this.queue.length + rows.length > this.limits.maxQueueRows) {
       return Promise.reject(new QueueFullError(this.retryAfterSeconds()));
     }

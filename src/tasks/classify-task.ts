@@ -1,6 +1,7 @@
 import type { ServedModel } from '../models/registry.js';
 import { inputTooLong, REFUSED_TOKENS_FACTOR } from './errors.js';
 import { timed, type RunContext } from './run-context.js';
+import { runJob, type TaskJob } from './task-job.js';
 
 export interface ClassifyInput {
   text: string;
@@ -34,6 +35,16 @@ export async function classify(
   topK: number,
   context: RunContext = {},
 ): Promise<LabelScore[]> {
+  return runJob(model, prepareClassify(model, input, topK, context), context);
+}
+
+/** Tokenization and the length check of one text (or pair): one row. */
+export function prepareClassify(
+  model: ServedModel,
+  input: ClassifyInput,
+  topK: number,
+  context: RunContext = {},
+): TaskJob<LabelScore[]> {
   const { tokenizer, manifest } = model;
   const row = timed(
     (seconds) => context.metrics?.tokenization.observe({ task: 'text-classification' }, seconds),
@@ -59,9 +70,12 @@ export async function classify(
       return { ids, typeIds };
     },
   );
-  const [output] = await model.batcher.submit([row], context.signal);
-  return timed(
-    (seconds) => context.metrics?.postprocessing.observe({ task: 'text-classification' }, seconds),
-    () => labelScores(output.logits, manifest.labels).slice(0, topK),
-  );
+  return {
+    rows: [row],
+    finish: ([output]) =>
+      timed(
+        (seconds) => context.metrics?.postprocessing.observe({ task: 'text-classification' }, seconds),
+        () => labelScores(output.logits, manifest.labels).slice(0, topK),
+      ),
+  };
 }

@@ -2,6 +2,7 @@ import type { ServedModel } from '../models/registry.js';
 import { inputTooLong, REFUSED_TOKENS_FACTOR } from './errors.js';
 import { aggregateEntities, type AggregationStrategy, type Entity } from './ner.js';
 import { timed, type RunContext } from './run-context.js';
+import { runJob, type TaskJob } from './task-job.js';
 
 export interface NerOptions {
   aggregationStrategy: AggregationStrategy;
@@ -15,6 +16,16 @@ export async function recognizeEntities(
   options: NerOptions,
   context: RunContext = {},
 ): Promise<Entity[]> {
+  return runJob(model, prepareEntities(model, text, options, context), context);
+}
+
+/** Tokenization and the length check of one text: one row. */
+export function prepareEntities(
+  model: ServedModel,
+  text: string,
+  options: NerOptions,
+  context: RunContext = {},
+): TaskJob<Entity[]> {
   const { tokenizer, manifest } = model;
   const tokens = timed(
     (seconds) => context.metrics?.tokenization.observe({ task: 'token-classification' }, seconds),
@@ -27,29 +38,35 @@ export async function recognizeEntities(
       return tokenized;
     },
   );
-  const [output] = await model.batcher.submit(
-    [{ ids: [tokenizer.clsId, ...tokens.ids, tokenizer.sepId] }],
-    context.signal,
-  );
-  return timed(
-    (seconds) => context.metrics?.postprocessing.observe({ task: 'token-classification' }, seconds),
-    () => {
-      const labelCount = manifest.labels.length;
-      const predictions = tokens.ids.map((tokenId, i) => ({
-        // +1: row position 0 is [CLS].
-        logits: output.logits.subarray((i + 1) * labelCount, (i + 2) * labelCount),
-        tokenId,
-        // Like Hugging Face, an unknown token is shown as the text it stands for.
-        token:
-          tokenId === tokenizer.unkId
-            ? text.slice(tokens.offsets[i][0], tokens.offsets[i][1])
-            : (tokenizer.idToToken(tokenId) ?? ''),
-        start: tokens.offsets[i][0],
-        end: tokens.offsets[i][1],
-        isSubword: i > 0 && tokens.wordIds[i] === tokens.wordIds[i - 1],
-        wordIndex: tokens.wordIds[i],
-      }));
-      return aggregateEntities(text, predictions, manifest.labels, options.aggregationStrategy, options.ignoreLabels);
-    },
-  );
+  return {
+    rows: [{ ids: [tokenizer.clsId, ...tokens.ids, tokenizer.sepId] }],
+    finish: ([output]) =>
+      timed(
+        (seconds) => context.metrics?.postprocessing.observe({ task: 'token-classification' }, seconds),
+        () => {
+          const labelCount = manifest.labels.length;
+          const predictions = tokens.ids.map((tokenId, i) => ({
+            // +1: row position 0 is [CLS].
+            logits: output.logits.subarray((i + 1) * labelCount, (i + 2) * labelCount),
+            tokenId,
+            // Like Hugging Face, an unknown token is shown as the text it stands for.
+            token:
+              tokenId === tokenizer.unkId
+                ? text.slice(tokens.offsets[i][0], tokens.offsets[i][1])
+                : (tokenizer.idToToken(tokenId) ?? ''),
+            start: tokens.offsets[i][0],
+            end: tokens.offsets[i][1],
+            isSubword: i > 0 && tokens.wordIds[i] === tokens.wordIds[i - 1],
+            wordIndex: tokens.wordIds[i],
+          }));
+          return aggregateEntities(
+            text,
+            predictions,
+            manifest.labels,
+            options.aggregationStrategy,
+            options.ignoreLabels,
+          );
+        },
+      ),
+  };
 }

@@ -2,6 +2,7 @@ import type { ServedModel } from '../models/registry.js';
 import { REFUSED_TOKENS_FACTOR, RequestError } from './errors.js';
 import { bestAnswers, buildQaWindows, maxContextTokens, qaWindowCount, type QaAnswer } from './qa.js';
 import type { RunContext } from './run-context.js';
+import { runJob, type TaskJob } from './task-job.js';
 
 export interface QaInput {
   question: string;
@@ -47,6 +48,16 @@ export async function answerQuestion(
   options: QaOptions,
   context: RunContext = {},
 ): Promise<QaAnswer[]> {
+  return runJob(model, await prepareQuestion(model, input, options, context), context);
+}
+
+/** Tokenization, every limit check and the windows of one question; the job's rows are its windows. */
+export async function prepareQuestion(
+  model: ServedModel,
+  input: QaInput,
+  options: QaOptions,
+  context: RunContext = {},
+): Promise<TaskJob<QaAnswer[]>> {
   const { tokenizer, manifest } = model;
   // Like the Hugging Face pipeline: windows of min(model maximum, 384) tokens unless the request asks otherwise.
   const maxSeqLen = Math.min(options.maxSeqLen ?? 384, manifest.maxSequenceLength);
@@ -96,24 +107,26 @@ export async function answerQuestion(
     { cls: tokenizer.clsId, sep: tokenizer.sepId, pad: tokenizer.padId },
     { maxSeqLen, docStride: strideFits ? stride : 0, maxQuestionLen },
   );
-  const outputs = await model.batcher.submit(
-    windows.map((window) => ({ ids: window.inputIds, typeIds: window.tokenTypeIds })),
-    context.signal,
-  );
-  const started = performance.now();
-  try {
-    return bestAnswers(
-      input.context,
-      contextRun,
-      windows,
-      outputs.map((output) => ({ start: output.start_logits, end: output.end_logits })),
-      {
-        topK: options.topK,
-        maxAnswerLen: options.maxAnswerLen,
-        handleImpossibleAnswer: options.handleImpossibleAnswer,
-      },
-    );
-  } finally {
-    context.metrics?.postprocessing.observe({ task: 'question-answering' }, (performance.now() - started) / 1000);
-  }
+  return {
+    rows: windows.map((window) => ({ ids: window.inputIds, typeIds: window.tokenTypeIds })),
+    finish: (outputs) => {
+      const started = performance.now();
+      try {
+        return bestAnswers(
+          input.context,
+          contextRun,
+          windows,
+          outputs.map((output) => ({ start: output.start_logits, end: output.end_logits })),
+          {
+            topK: options.topK,
+            maxAnswerLen: options.maxAnswerLen,
+            handleImpossibleAnswer: options.handleImpossibleAnswer,
+          },
+        );
+      } finally {
+        const seconds = (performance.now() - started) / 1000;
+        context.metrics?.postprocessing.observe({ task: 'question-answering' }, seconds);
+      }
+    },
+  };
 }

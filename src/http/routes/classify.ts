@@ -1,8 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { classify, type ClassifyInput } from '../../tasks/classify-task.js';
+import { prepareClassify, type ClassifyInput } from '../../tasks/classify-task.js';
+import { runJobs } from '../../tasks/task-job.js';
 import { selectModel } from '../model-selection.js';
-import { mapInputs, requestSignal } from '../request-signal.js';
+import { requestSignal } from '../request-signal.js';
 import { bodyInputs, bodyOption, classifyBody, modelParams, type TaskBody } from '../schemas.js';
+import { refuseUnreadableBodies } from '../body-guards.js';
 import type { RouteContext } from '../server.js';
 
 type RawInput = string | { text: string; text_pair?: string };
@@ -10,6 +12,7 @@ type RawInput = string | { text: string; text_pair?: string };
 export const classifyRoutes =
   (ctx: RouteContext): FastifyPluginAsync =>
   async (app) => {
+    refuseUnreadableBodies(app);
     for (const url of ['/classify', '/models/:model/classify']) {
       app.post<{ Body: TaskBody | RawInput[]; Params: { model?: string } }>(
         url,
@@ -31,9 +34,8 @@ export const classifyRoutes =
           const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
           const toInput = (raw: RawInput): ClassifyInput =>
             typeof raw === 'string' ? { text: raw } : { text: raw.text, textPair: raw.text_pair };
-          const results = await mapInputs(inputs, (raw) =>
-            classify(model, toInput(raw), topK, { signal, metrics: ctx.metrics }),
-          );
+          const run = { signal, metrics: ctx.metrics };
+          const results = await runJobs(model, inputs, (raw) => prepareClassify(model, toInput(raw), topK, run), run);
           return isList ? results : results[0];
         },
       );

@@ -1,14 +1,17 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { AggregationStrategy } from '../../tasks/ner.js';
-import { recognizeEntities } from '../../tasks/ner-task.js';
+import { prepareEntities } from '../../tasks/ner-task.js';
+import { runJobs } from '../../tasks/task-job.js';
 import { selectModel } from '../model-selection.js';
-import { mapInputs, requestSignal } from '../request-signal.js';
+import { requestSignal } from '../request-signal.js';
 import { bodyInputs, bodyOption, modelParams, nerBody, type TaskBody } from '../schemas.js';
+import { refuseUnreadableBodies } from '../body-guards.js';
 import type { RouteContext } from '../server.js';
 
 export const nerRoutes =
   (ctx: RouteContext): FastifyPluginAsync =>
   async (app) => {
+    refuseUnreadableBodies(app);
     for (const url of ['/ner', '/models/:model/ner']) {
       app.post<{ Body: TaskBody | string[]; Params: { model?: string } }>(
         url,
@@ -28,9 +31,8 @@ export const nerRoutes =
             ignoreLabels: bodyOption<string[]>(body, 'ignore_labels'),
           };
           const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
-          const results = await mapInputs(inputs, (text) =>
-            recognizeEntities(model, text, options, { signal, metrics: ctx.metrics }),
-          );
+          const run = { signal, metrics: ctx.metrics };
+          const results = await runJobs(model, inputs, (text) => prepareEntities(model, text, options, run), run);
           return isList ? results : results[0];
         },
       );

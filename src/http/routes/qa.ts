@@ -1,13 +1,16 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { defaultQaOptions, answerQuestion, type QaInput } from '../../tasks/qa-task.js';
+import { defaultQaOptions, prepareQuestion, type QaInput } from '../../tasks/qa-task.js';
+import { runJobs } from '../../tasks/task-job.js';
 import { selectModel } from '../model-selection.js';
-import { mapInputs, requestSignal } from '../request-signal.js';
+import { requestSignal } from '../request-signal.js';
 import { bodyInputs, bodyOption, modelParams, qaBody, type TaskBody } from '../schemas.js';
+import { refuseUnreadableBodies } from '../body-guards.js';
 import type { RouteContext } from '../server.js';
 
 export const qaRoutes =
   (ctx: RouteContext): FastifyPluginAsync =>
   async (app) => {
+    refuseUnreadableBodies(app);
     for (const url of ['/qa', '/models/:model/qa']) {
       app.post<{ Body: TaskBody | QaInput[]; Params: { model?: string } }>(
         url,
@@ -36,9 +39,8 @@ export const qaRoutes =
             maxWindows: ctx.config.limits.maxQaWindows,
           };
           const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
-          const answers = await mapInputs(inputs, (input) =>
-            answerQuestion(model, input, options, { signal, metrics: ctx.metrics }),
-          );
+          const run = { signal, metrics: ctx.metrics };
+          const answers = await runJobs(model, inputs, (input) => prepareQuestion(model, input, options, run), run);
           // Like the Hugging Face pipeline: one answer object when top_k is 1, else a list per input.
           const shaped = answers.map((list) =>
             topK === 1 ? (list[0] ?? { answer: '', score: 0, start: 0, end: 0 }) : list,

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ServedModel } from '../../models/registry.js';
-import { classify } from '../../tasks/classify-task.js';
+import { prepareClassify } from '../../tasks/classify-task.js';
 import { RequestError } from '../../tasks/errors.js';
-import { recognizeEntities } from '../../tasks/ner-task.js';
-import { answerQuestion, defaultQaOptions } from '../../tasks/qa-task.js';
-import { mapInputs, requestSignal } from '../request-signal.js';
+import { prepareEntities } from '../../tasks/ner-task.js';
+import { defaultQaOptions, prepareQuestion } from '../../tasks/qa-task.js';
+import { runJobs } from '../../tasks/task-job.js';
+import { requestSignal } from '../request-signal.js';
+import { refuseUnreadableBodies } from '../body-guards.js';
 import type { RouteContext } from '../server.js';
 
 /** The Open Inference Protocol (KServe v2 / Triton) over the same tasks, with BYTES text tensors. */
@@ -33,7 +35,15 @@ const inferBody = {
   properties: {
     id: { type: 'string' },
     inputs: { type: 'array', items: tensorSchema, minItems: 1, maxItems: 4 },
-    outputs: { type: 'array' },
+    outputs: {
+      type: 'array',
+      maxItems: 8,
+      items: {
+        type: 'object',
+        required: ['name'],
+        properties: { name: { type: 'string', minLength: 1, maxLength: 256 }, parameters: { type: 'object' } },
+      },
+    },
     parameters: { type: 'object' },
   },
 } as const;
@@ -82,7 +92,11 @@ function metadata(model: ServedModel) {
 
 function readTexts(inputs: V2Tensor[], task: string): Record<string, string[]> {
   const spec = taskInputs[task];
-  const byName = new Map(inputs.map((tensor) => [tensor.name, tensor]));
+  const byName = new Map<string, V2Tensor>();
+  for (const tensor of inputs) {
+    if (byName.has(tensor.name)) throw new RequestError(400, `inputs: tensor "${tensor.name}" is given more than once`);
+    byName.set(tensor.name, tensor);
+  }
   for (const tensor of inputs) {
     if (![...spec.required, ...spec.optional].includes(tensor.name))
       throw new RequestError(
@@ -114,9 +128,24 @@ function readTexts(inputs: V2Tensor[], task: string): Record<string, string[]> {
   return texts;
 }
 
+/** The output names a request asks for (all of the task's, in their order, when it names none); 400 for others. */
+function requestedOutputs(outputs: { name: string }[] | undefined, task: string): string[] {
+  const known = taskOutputs[task].map((output) => output.name);
+  if (outputs === undefined || outputs.length === 0) return known;
+  const names: string[] = [];
+  for (const { name } of outputs) {
+    if (!known.includes(name))
+      throw new RequestError(400, `outputs: unknown output "${name}"; this model returns ${known.join(', ')}`);
+    if (names.includes(name)) throw new RequestError(400, `outputs: output "${name}" is requested more than once`);
+    names.push(name);
+  }
+  return names;
+}
+
 export const v2Routes =
   (ctx: RouteContext): FastifyPluginAsync =>
   async (app) => {
+    refuseUnreadableBodies(app);
     const find = (name: string): ServedModel => {
       const model = ctx.registry.get(name);
       if (!model) throw new RequestError(404, `unknown model "${name}"`, 'unknown_model');
@@ -136,80 +165,62 @@ export const v2Routes =
       return { name: request.params.name, ready: ctx.state.ready };
     });
 
-    app.post<{ Params: { name: string }; Body: { id?: string; inputs: V2Tensor[] } }>(
-      '/v2/models/:name/infer',
-      { schema: { body: inferBody } },
-      async (request, reply) => {
-        const model = find(request.params.name);
-        request.modelName = model.name;
-        const task = model.manifest.task;
-        const texts = readTexts(request.body.inputs, task);
-        const count = texts[taskInputs[task].required[0]].length;
-        const indices = Array.from({ length: count }, (_, i) => i);
-        const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
-        const run = { signal, metrics: ctx.metrics };
-        const tensor = (name: string, datatype: string, data: unknown[]) => ({ name, datatype, shape: [count], data });
-        let outputs;
-        if (task === 'question-answering') {
-          const options = { ...defaultQaOptions, maxWindows: ctx.config.limits.maxQaWindows };
-          const answers = (
-            await mapInputs(indices, (i) =>
-              answerQuestion(model, { question: texts.question[i], context: texts.context[i] }, options, run),
-            )
-          ).map((list) => list[0] ?? { answer: '', score: 0, start: 0, end: 0 });
-          outputs = [
-            tensor(
-              'answer',
-              'BYTES',
-              answers.map((a) => a.answer),
-            ),
-            tensor(
-              'score',
-              'FP32',
-              answers.map((a) => a.score),
-            ),
-            tensor(
-              'start',
-              'INT64',
-              answers.map((a) => a.start),
-            ),
-            tensor(
-              'end',
-              'INT64',
-              answers.map((a) => a.end),
-            ),
-          ];
-        } else if (task === 'text-classification') {
-          const best = (
-            await mapInputs(indices, (i) =>
-              classify(model, { text: texts.text[i], textPair: texts.text_pair?.[i] }, 1, run),
-            )
-          ).map((scores) => scores[0]);
-          outputs = [
-            tensor(
-              'label',
-              'BYTES',
-              best.map((b) => b.label),
-            ),
-            tensor(
-              'score',
-              'FP32',
-              best.map((b) => b.score),
-            ),
-          ];
-        } else {
-          const entities = await mapInputs(indices, (i) =>
-            recognizeEntities(model, texts.text[i], { aggregationStrategy: 'simple' }, run),
-          );
-          outputs = [
-            tensor(
-              'entities',
-              'BYTES',
-              entities.map((list) => JSON.stringify(list)),
-            ),
-          ];
-        }
-        return { model_name: model.name, model_version: '1', id: request.body.id, outputs };
-      },
-    );
+    app.post<{
+      Params: { name: string };
+      Body: { id?: string; inputs: V2Tensor[]; outputs?: { name: string }[] };
+    }>('/v2/models/:name/infer', { schema: { body: inferBody } }, async (request, reply) => {
+      const model = find(request.params.name);
+      request.modelName = model.name;
+      const task = model.manifest.task;
+      const texts = readTexts(request.body.inputs, task);
+      const wanted = requestedOutputs(request.body.outputs, task);
+      const count = texts[taskInputs[task].required[0]].length;
+      const indices = Array.from({ length: count }, (_, i) => i);
+      const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);
+      const run = { signal, metrics: ctx.metrics };
+      let columns: Record<string, unknown[]>;
+      if (task === 'question-answering') {
+        const options = { ...defaultQaOptions, maxWindows: ctx.config.limits.maxQaWindows };
+        const answers = (
+          await runJobs(
+            model,
+            indices,
+            (i) => prepareQuestion(model, { question: texts.question[i], context: texts.context[i] }, options, run),
+            run,
+          )
+        ).map((list) => list[0] ?? { answer: '', score: 0, start: 0, end: 0 });
+        columns = {
+          answer: answers.map((a) => a.answer),
+          score: answers.map((a) => a.score),
+          start: answers.map((a) => a.start),
+          end: answers.map((a) => a.end),
+        };
+      } else if (task === 'text-classification') {
+        const best = (
+          await runJobs(
+            model,
+            indices,
+            (i) => prepareClassify(model, { text: texts.text[i], textPair: texts.text_pair?.[i] }, 1, run),
+            run,
+          )
+        ).map((scores) => scores[0]);
+        columns = { label: best.map((b) => b.label), score: best.map((b) => b.score) };
+      } else {
+        const entities = await runJobs(
+          model,
+          indices,
+          (i) => prepareEntities(model, texts.text[i], { aggregationStrategy: 'simple' }, run),
+          run,
+        );
+        columns = { entities: entities.map((list) => JSON.stringify(list)) };
+      }
+      const datatypes = new Map(taskOutputs[task].map((output) => [output.name, output.datatype]));
+      const outputs = wanted.map((name) => ({
+        name,
+        datatype: datatypes.get(name)!,
+        shape: [count],
+        data: columns[name],
+      }));
+      return { model_name: model.name, model_version: '1', id: request.body.id, outputs };
+    });
   };

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadCheckpoint } from './checkpoint/load-checkpoint.js';
 import { downloadCheckpoint } from './checkpoint/hub.js';
@@ -86,12 +86,61 @@ function maxSequenceLength(
   return requested ? Math.min(requested, maxPositions) : limit;
 }
 
+/** A conversion's staging folder, `.<name>.<pid>.converting`, renamed to `<name>` once everything is written. */
+const stagingName = /^\.(.+)\.(\d+)\.converting$/;
+
+function processAlive(pid: number): boolean {
+  // This process has not started converting when the cleanup runs: a folder with its pid (a reused pid, e.g. 1 in a
+  // container) is stale too.
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes staging folders in `dir` whose converting process is gone (an interrupted `convert` leaves a partial
+ * model there), logging one line; folders of running conversions are left alone. Run by `convert` and `serve`.
+ */
+export function removeStaleStaging(dir: string, log: (line: string) => void): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  const pids: string[] = [];
+  for (const name of names) {
+    const match = stagingName.exec(name);
+    if (!match || processAlive(Number(match[2]))) continue;
+    const path = join(dir, name);
+    try {
+      if (!statSync(path).isDirectory()) continue;
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      continue;
+    }
+    removed.push(path);
+    pids.push(match[2]);
+  }
+  if (removed.length)
+    log(
+      `removed stale conversion staging folder${removed.length > 1 ? 's' : ''} ${removed.join(', ')} (process${pids.length > 1 ? 'es' : ''} ${pids.join(', ')} ${pids.length > 1 ? 'are' : 'is'} gone: an interrupted convert)`,
+    );
+  return removed;
+}
+
 /** checkpoint → graph → sparsity → quantize → pack → verify → manifest, written atomically into `outputDir`. */
 export async function convert(options: ConvertOptions): Promise<Manifest> {
   const outputDir = resolve(options.outputDir);
   if (existsSync(outputDir) && !options.overwrite) {
     throw new ConversionError(outputDir, 'already exists; pass --force to replace it');
   }
+  removeStaleStaging(dirname(outputDir), options.log);
   const pruningRecipe = options.pruneRecipePath
     ? parsePruningRecipe(options.pruneRecipePath, options.pruneSparsity)
     : undefined;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -83,6 +84,23 @@ export interface ServerConfig {
     /** Longest QA context, in windows, one request may produce. */
     maxQaWindows: number;
     maxBatchInputs: number;
+    /** The request head must have arrived within this many ms of its first byte (else the socket is closed). */
+    headersTimeoutMs: number;
+    /** The whole request, head and body, must have arrived within this many ms of its first byte (408, closed). */
+    bodyTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this many ms. */
+    keepAliveTimeoutMs: number;
+    /**
+     * After an early answer (413, 401, 503...) the rest of the request body is read and thrown away, so the client
+     * finishes its upload and reads the answer; beyond this many bytes the connection is closed instead.
+     */
+    maxDiscardBytes: number;
+  };
+  auth: {
+    /** Accepted `Authorization: Bearer` keys; empty = no authentication. Several keys allow rotation. */
+    apiKeys: string[];
+    /** /metrics needs a key too (default: open, for Prometheus). */
+    metricsAuth: boolean;
   };
   shutdownTimeoutMs: number;
   firstRun: {
@@ -117,12 +135,57 @@ GET /models, /healthz, /readyz, /metrics. Each option also reads an environment 
   --body-limit <bytes>          [BODY_LIMIT] default 1048576
   --timeout-ms <n>              [REQUEST_TIMEOUT_MS] per-request deadline (default 30000)
   --max-qa-windows <n>          [MAX_QA_WINDOWS] longest context, in windows (default 64)
-  --shutdown-timeout-ms <n>     [SHUTDOWN_TIMEOUT_MS] drain deadline on SIGTERM (default 30000)
+  --headers-timeout-ms <n>      [HEADERS_TIMEOUT_MS] the request head must arrive within this (default 10000)
+  --body-timeout-ms <n>         [BODY_TIMEOUT_MS] the whole request, head and body, must arrive within this of its
+                                first byte, else 408 and the connection is closed (default 20000)
+  --keep-alive-timeout-ms <n>   [KEEP_ALIVE_TIMEOUT_MS] idle keep-alive connections are closed after (default 5000)
+  --max-discard <bytes>         [MAX_DISCARD_BYTES] after an early answer (413, 401, 503) the rest of the body is read
+                                and dropped so the client gets the answer, up to this much (default 16777216)
+  --api-key <k1,k2>             [API_KEY] require "Authorization: Bearer <key>"; several keys (comma-separated) allow
+                                rotation. /healthz, /readyz, /v2/health/*, /openapi.json and /docs stay open
+  --api-key-file <path>         [API_KEY_FILE] read the keys from a file (one per line or comma-separated), e.g. a
+                                mounted secret; used together with --api-key
+  --metrics-auth                [METRICS_AUTH=1] /metrics needs a key too (default: open for Prometheus)
+  --shutdown-timeout-ms <n>     [SHUTDOWN_TIMEOUT_MS] drain deadline on SIGTERM (default 30000); while draining new
+                                inference gets 503, /readyz 503, /healthz 200; a second SIGINT exits at once
   --demo                        [DEMO=1] no models: generate, convert and serve a small random-weight QA model
   --default-model <hub-id>      [DEFAULT_MODEL] fetched on first run when the models folder is empty
   --log-level <level>           [LOG_LEVEL] default info`;
 
 const truthy = (value: string | undefined) => value !== undefined && /^(1|true|yes|on)$/i.test(value);
+
+/** Keys are separated by commas or line breaks; each must be a token that fits a header (no spaces). */
+function splitKeys(text: string, source: string): string[] {
+  const keys = text
+    .split(/[,\r\n]+/)
+    .map((key) => key.trim())
+    .filter(Boolean);
+  for (const key of keys)
+    if (!/^[\x21-\x7e]+$/.test(key))
+      throw new UsageError(`${source}: an API key must be printable ASCII without spaces`, serveUsage);
+  return keys;
+}
+
+/** --api-key / API_KEY and --api-key-file / API_KEY_FILE together; a key file given but holding no key is an error. */
+function apiKeys(inline: string | undefined, file: string | undefined): string[] {
+  const keys = inline !== undefined ? splitKeys(inline, '--api-key / API_KEY') : [];
+  if (inline !== undefined && !keys.length) throw new UsageError('--api-key / API_KEY is set but empty', serveUsage);
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new UsageError(
+        `--api-key-file / API_KEY_FILE: cannot read ${file}: ${(error as Error).message}`,
+        serveUsage,
+      );
+    }
+    const fromFile = splitKeys(text, `--api-key-file ${file}`);
+    if (!fromFile.length) throw new UsageError(`--api-key-file ${file} holds no key`, serveUsage);
+    keys.push(...fromFile);
+  }
+  return [...new Set(keys)];
+}
 
 export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): ServerConfig {
   const { values, positionals } = parseArgs({
@@ -148,6 +211,13 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
       'timeout-ms': { type: 'string' },
       'max-qa-windows': { type: 'string' },
       'shutdown-timeout-ms': { type: 'string' },
+      'headers-timeout-ms': { type: 'string' },
+      'body-timeout-ms': { type: 'string' },
+      'keep-alive-timeout-ms': { type: 'string' },
+      'max-discard': { type: 'string' },
+      'api-key': { type: 'string' },
+      'api-key-file': { type: 'string' },
+      'metrics-auth': { type: 'boolean' },
       demo: { type: 'boolean' },
       'default-model': { type: 'string' },
       'log-level': { type: 'string' },
@@ -163,6 +233,13 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
   if (!precisions.length || precisions.some((p) => p !== 'int8' && p !== 'fp32')) {
     throw new UsageError(`--precisions must list int8 and/or fp32, got "${precisions.join(',')}"`, serveUsage);
   }
+  const headersTimeoutMs = int('headers-timeout-ms', 'HEADERS_TIMEOUT_MS', 10_000);
+  const bodyTimeoutMs = int('body-timeout-ms', 'BODY_TIMEOUT_MS', 20_000);
+  if (bodyTimeoutMs < headersTimeoutMs)
+    throw new UsageError(
+      `--body-timeout-ms (${bodyTimeoutMs}) covers the head too: it must be at least --headers-timeout-ms (${headersTimeoutMs})`,
+      serveUsage,
+    );
   return {
     host: values.host ?? env.HOST ?? '127.0.0.1',
     port: int('port', 'PORT', 8080, 0),
@@ -193,6 +270,14 @@ export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv): Serve
       requestTimeoutMs: int('timeout-ms', 'REQUEST_TIMEOUT_MS', 30_000),
       maxQaWindows: int('max-qa-windows', 'MAX_QA_WINDOWS', 64),
       maxBatchInputs: 64,
+      headersTimeoutMs,
+      bodyTimeoutMs,
+      keepAliveTimeoutMs: int('keep-alive-timeout-ms', 'KEEP_ALIVE_TIMEOUT_MS', 5_000),
+      maxDiscardBytes: int('max-discard', 'MAX_DISCARD_BYTES', 16 * 1024 * 1024, 0),
+    },
+    auth: {
+      apiKeys: apiKeys(values['api-key'] ?? env.API_KEY, values['api-key-file'] ?? env.API_KEY_FILE),
+      metricsAuth: values['metrics-auth'] ?? truthy(env.METRICS_AUTH),
     },
     shutdownTimeoutMs: int('shutdown-timeout-ms', 'SHUTDOWN_TIMEOUT_MS', 30_000),
     firstRun: {

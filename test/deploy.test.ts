@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
@@ -45,8 +45,11 @@ let server: TestServer;
 let exported: Map<string, string>;
 let metricsText: string;
 
+let modelsDir: string;
+
 before(async () => {
-  server = await startTestServer(await prepareModels(root));
+  modelsDir = await prepareModels(root);
+  server = await startTestServer(modelsDir);
   const qa = await server.app.inject({
     method: 'POST',
     url: '/qa',
@@ -83,7 +86,7 @@ test('the Deployment env is a valid server configuration whose port, host and mo
   // Every variable is one the server reads (serve --help names them in brackets).
   for (const name of Object.keys(env))
     assert.match(serveUsage, new RegExp(`\\[${name}[=\\]]`), `${name} is not a server setting`);
-  const config = parseServerConfig([], env);
+  const config = parseServerConfig([], envWithKeyFile());
   assert.equal(config.host, '0.0.0.0');
   assert.equal(config.port, httpPort.containerPort);
   const modelsMount = container.volumeMounts.find((m: { mountPath: string }) => m.mountPath === config.modelsDir);
@@ -110,6 +113,51 @@ test('the Deployment env is a valid server configuration whose port, host and mo
   // SIGTERM: the preStop pause plus the drain deadline fit in the grace period, so the kubelet never SIGKILLs a drain.
   const preStopSeconds = Number(container.lifecycle.preStop.exec.command[1]);
   assert.ok(podSpec.terminationGracePeriodSeconds * 1000 > preStopSeconds * 1000 + config.shutdownTimeoutMs);
+});
+
+/** The Deployment env with API_KEY_FILE pointing at a local stand-in for the mounted Secret. */
+function envWithKeyFile(): Record<string, string> {
+  const file = join(root, 'api-keys');
+  writeFileSync(file, 'deploy-test-key\n');
+  return { ...env, API_KEY_FILE: file };
+}
+
+test('API keys come from a Secret mounted read-only at API_KEY_FILE; probes and the Prometheus scrape stay open', async () => {
+  const keyFile = env.API_KEY_FILE;
+  assert.ok(keyFile, 'the Deployment sets API_KEY_FILE');
+  assert.ok(!('API_KEY' in env), 'no key in the manifest itself');
+  const mount = container.volumeMounts.find((m: { mountPath: string }) => keyFile.startsWith(`${m.mountPath}/`));
+  assert.ok(mount, `a volume is mounted above ${keyFile}`);
+  assert.equal(mount.readOnly, true);
+  const volume = podSpec.volumes.find((v: { name: string }) => v.name === mount.name);
+  assert.ok(volume.secret, `${mount.name} is a Secret volume`);
+  const item = volume.secret.items.find((i: { path: string }) => `${mount.mountPath}/${i.path}` === keyFile);
+  assert.ok(item, `the Secret's item lands at ${keyFile}`);
+  // The pod does not start without the Secret (not optional): never exposed without a key.
+  assert.notEqual(volume.secret.optional, true);
+  // The Secret is created by hand (no key in the repository); the manifest says how, with the same names.
+  const text = readFileSync(join(deployDir, 'deployment.yaml'), 'utf8');
+  assert.match(
+    text,
+    new RegExp(`kubectl create secret generic ${volume.secret.secretName} --from-literal=${item.key}=`),
+  );
+  assert.ok(!manifests.some(({ doc }) => doc.kind === 'Secret'));
+
+  const config = parseServerConfig([], envWithKeyFile());
+  assert.deepEqual(config.auth, { apiKeys: ['deploy-test-key'], metricsAuth: false });
+  const secured = await startTestServer(modelsDir, (c) => (c.auth = config.auth));
+  try {
+    for (const probe of [container.readinessProbe, container.livenessProbe, container.startupProbe])
+      assert.equal((await secured.app.inject({ url: probe.httpGet.path })).statusCode, 200, probe.httpGet.path);
+    const scrape = deployment.spec.template.metadata.annotations['prometheus.io/path'];
+    assert.equal((await secured.app.inject({ url: scrape })).statusCode, 200);
+    const qa = { method: 'POST' as const, url: '/qa', payload: { question: 'Where?', context: 'In Zurich.' } };
+    assert.equal((await secured.app.inject(qa)).statusCode, 401);
+    const answered = await secured.app.inject({ ...qa, headers: { authorization: 'Bearer deploy-test-key' } });
+    assert.equal(answered.statusCode, 200);
+  } finally {
+    await secured.close();
+  }
 });
 
 test('probes use the server routes: readiness /readyz (503 while warming up or draining), liveness and startup /healthz', async () => {

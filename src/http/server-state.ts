@@ -2,9 +2,31 @@
 export class ServerState {
   warmedUp = false;
   draining = false;
+  /** Requests received and not yet answered (or abandoned): the drain waits for these before the server closes. */
+  private active = 0;
+  private idleWaiters: (() => void)[] = [];
 
   get ready(): boolean {
     return this.warmedUp && !this.draining;
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  requestStarted(): void {
+    this.active++;
+  }
+
+  requestEnded(): void {
+    this.active--;
+    if (this.active === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }
 

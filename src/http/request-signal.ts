@@ -24,16 +24,3 @@ export function requestSignal(reply: FastifyReply, timeoutMs: number): AbortSign
   });
   return AbortSignal.any([gone.signal, AbortSignal.timeout(timeoutMs)]);
 }
-
-/** Starts one task per input, yielding to the event loop between inputs so big batches never block it for long. */
-export async function mapInputs<I, O>(inputs: I[], work: (input: I) => Promise<O>): Promise<O[]> {
-  const pending: Promise<O>[] = [];
-  for (const [i, input] of inputs.entries()) {
-    if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const promise = work(input);
-    // Attach a no-op handler so an early failure is not reported as unhandled before Promise.all sees it.
-    promise.catch(() => {});
-    pending.push(promise);
-  }
-  return Promise.all(pending);
-}

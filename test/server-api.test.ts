@@ -138,7 +138,7 @@ test('models, health, readiness and metrics', async () => {
   }
   assert.match(
     metrics,
-    /sbs_model_info\{model="qa-int8",task="question-answering",precision="int8",sparsity="0\.9\d*"\} 1/,
+    /sbs_model_info\{model="qa-int8",task="question-answering",precision="int8",sparsity="0\.9\d*",backend="engine",kernel_path="(avx512vnni|avxvnni)"\} 1/,
   );
   assert.match(metrics, /sbs_http_requests_total\{route="\/qa",model="qa-int8",status="200"\} \d+/);
 });

@@ -114,7 +114,8 @@ export interface ServerConfig {
 export const serveUsage = `sbs serve [options]      (npm start)
 
 Serves every converted model in the models folder: POST /qa, /classify, /ner, the Open Inference Protocol v2 routes,
-GET /models, /healthz, /readyz, /metrics. Each option also reads an environment variable (in brackets).
+GET /models, /healthz, /readyz, /metrics, /openapi.json (OpenAPI 3.1) and /docs (Swagger UI). Each option also reads
+an environment variable (in brackets).
   --host <addr>                 [HOST] default 127.0.0.1 (0.0.0.0 in the container)
   --port <n>                    [PORT] default 8080
   --models-dir <dir>            [MODELS_DIR] default ./models

@@ -270,5 +270,7 @@ test('/docs renders in headless chromium and shows the routes, with nothing fetc
     [],
   );
   const page = await fetch(`http://127.0.0.1:${port}/docs/`);
-  assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+  const csp = page.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /default-src 'self'/);
+  assert.doesNotMatch(csp, /upgrade-insecure-requests|https:/);
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync, cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { freePort } from './helpers/cli-process.js';
@@ -31,6 +31,9 @@ const runLabel = `sparse-bert-serve.test-run=${runId}`;
 const containerName = `sbs-test-${runId}`;
 const context = 'The museum is by the river in Zurich, near the old town.';
 const json = { 'content-type': 'application/json' };
+// The served container requires this key, read from a mounted file as deploy/kubernetes mounts its Secret.
+const apiKey = `docker-test-${randomBytes(16).toString('hex')}`;
+const authorized = { authorization: `Bearer ${apiKey}` };
 
 const startedAt = Date.now();
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
@@ -53,9 +56,50 @@ const available = (t: TestContext) => {
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const qa = (question: string) =>
-  fetch(`${base()}/qa`, { method: 'POST', headers: json, body: JSON.stringify({ question, context }) });
+  fetch(`${base()}/qa`, {
+    method: 'POST',
+    headers: { ...json, ...authorized },
+    body: JSON.stringify({ question, context }),
+  });
 
-const { containerState, logsOf, waitHealthy, runServer } = containerTools(() => engine!, runLabel);
+const { containerState, logsOf, waitHealthy, runServer: runServerWithoutEnv } = containerTools(() => engine!, runLabel);
+
+/** The helper's `docker run` of the server, plus environment variables (the same flags, then `-e` pairs). */
+async function runServer(
+  name: string,
+  image: string,
+  serverPort: number,
+  volumes: string[],
+  env: Record<string, string> = {},
+) {
+  if (!Object.keys(env).length) return runServerWithoutEnv(name, image, serverPort, volumes);
+  return docker([
+    'run',
+    '-d',
+    '--name',
+    name,
+    '--label',
+    runLabel,
+    '--network',
+    'host',
+    '-e',
+    'HOST=127.0.0.1',
+    '-e',
+    `PORT=${serverPort}`,
+    '-e',
+    'MAX_BATCH_DELAY_MS=1000',
+    ...Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
+    '--health-interval',
+    '1s',
+    '--health-timeout',
+    '5s',
+    '--read-only',
+    '--tmpfs',
+    '/tmp',
+    ...volumes.flatMap((volume) => ['-v', volume]),
+    image,
+  ]);
+}
 
 // Registered before workspace(): after() hooks run in order, so containers go before their mounted folders.
 after(async () => {
@@ -131,7 +175,9 @@ test(
       '-c',
       'ls -A; echo --; ls node_modules; echo --; ls -d node_modules/onnxruntime-node/bin/napi-v*/*/*; echo --; find engine -type f; command -v sleep >&2; command -v g++ >&2 || echo no-compiler >&2',
     ]);
-    const [app, modules, ortBinaries, engineFiles] = listing.stdout.split('--\n').map((part) => part.trim().split('\n'));
+    const [app, modules, ortBinaries, engineFiles] = listing.stdout
+      .split('--\n')
+      .map((part) => part.trim().split('\n'));
     assert.deepEqual(app.sort(), ['dist', 'engine', 'node_modules', 'package.json']);
     // The engine ships as its built addon alone; the compiler stayed in the build stage.
     assert.deepEqual(engineFiles, ['engine/build/Release/sbs_engine.node']);
@@ -197,13 +243,38 @@ test(
     if (!available(t)) return;
     port = await freePort();
     const started = Date.now();
-    await runServer(containerName, imageTag, port, [`${modelsDir}:/models:ro`]);
+    const keyFile = join(root, 'api-keys');
+    writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o644 });
+    await runServer(containerName, imageTag, port, [`${modelsDir}:/models:ro`, `${keyFile}:/run/secrets/api-keys:ro`], {
+      API_KEY_FILE: '/run/secrets/api-keys',
+    });
     await waitHealthy(containerName);
     log(`container healthy ${seconds(started)} after docker run`);
 
     assert.deepEqual(await (await fetch(`${base()}/readyz`)).json(), { status: 'ready' });
     assert.equal((await fetch(`${base()}/healthz`)).status, 200);
-    const models = (await (await fetch(`${base()}/models`)).json()) as Array<{
+
+    // API keys: inference without the key (or with a wrong one) is 401 with WWW-Authenticate; with it, 200.
+    assert.match(await logsOf(containerName), /API keys required \(1 accepted\)/);
+    for (const headers of [json, { ...json, authorization: 'Bearer not-the-key' }]) {
+      const refused = await fetch(`${base()}/qa`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ question: 'Where?', context }),
+      });
+      assert.equal(refused.status, 401);
+      assert.equal(refused.headers.get('www-authenticate'), 'Bearer realm="sparse-bert-serve"');
+    }
+    assert.equal((await fetch(`${base()}/models`)).status, 401);
+    // The API description and its docs page are served from the image, without a key.
+    const openapi = (await (await fetch(`${base()}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+    assert.ok(openapi.paths['/qa'] && openapi.paths['/v2/models/{name}/infer']);
+    const docsPage = await fetch(`${base()}/docs/`);
+    assert.equal(docsPage.status, 200);
+    assert.match(await docsPage.text(), /swagger-ui/);
+    assert.equal((await fetch(`${base()}/docs/static/swagger-ui-bundle.js`)).status, 200);
+
+    const models = (await (await fetch(`${base()}/models`, { headers: authorized })).json()) as Array<{
       name: string;
       task: string;
       default: boolean;
@@ -213,7 +284,9 @@ test(
     // The image ships the sparse engine: int8 models run on it (this machine has a VNNI path), fp32 on onnxruntime.
     for (const model of models)
       assert.equal(model.backend, model.name.endsWith('-int8') ? 'engine' : 'onnxruntime', `${model.name} backend`);
-    assert.ok(models.filter((m) => m.backend === 'engine').every((m) => ['avx512vnni', 'avxvnni'].includes(m.kernel_path)));
+    assert.ok(
+      models.filter((m) => m.backend === 'engine').every((m) => ['avx512vnni', 'avxvnni'].includes(m.kernel_path)),
+    );
     assert.deepEqual(models.map((m) => m.name).sort(), [
       'conll-fp32',
       'conll-int8',
@@ -252,9 +325,15 @@ test(
     prometheus = await startPrometheus(root, [`127.0.0.1:${port}`], log);
     await prometheus.waitFor('up{job="sparse-bert-serve"} == 1');
     const requests = await prometheus.waitFor('sbs_http_requests_total{route="/qa"}');
+    // The three answered requests, and the two refused without a valid API key (no model chosen for those).
     assert.deepEqual(
-      requests.map((series) => [series.metric.model, series.metric.status, series.value[1]]),
-      [[qaModel, '200', '3']],
+      requests
+        .map((series) => [series.metric.model ?? '', series.metric.status, series.value[1]])
+        .sort((a, b) => a[1].localeCompare(b[1])),
+      [
+        [qaModel, '200', '3'],
+        ['', '401', '2'],
+      ],
     );
     const batches = await prometheus.waitFor(`sbs_batch_size_count{model="${qaModel}"}`);
     assert.ok(Number(batches[0].value[1]) >= 1);

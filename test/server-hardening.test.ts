@@ -224,7 +224,9 @@ test('defect 3: the discard after a 413 is bounded: a huge upload is cut off aft
     sent += chunk.length;
   }
   assert.ok(closed, `still open after sending ${sent} bytes`);
-  assert.match(response, /^HTTP\/1\.1 413/);
+  // Past the bound the server answers 413 and closes with data still unread, so the client may or may not see the
+  // answer (the reset can discard it): that is the price of the bound, and why it sits well above --body-limit.
+  assert.ok(response === '' || /^HTTP\/1\.1 413/.test(response), response.slice(0, 200));
   // 16 MiB discarded at most, plus what the socket buffers on both sides hold.
   assert.ok(sent < 64 * 1024 * 1024, `the server read ${sent} bytes before closing`);
 });

@@ -163,7 +163,11 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
   app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { validatorUrl: null, deepLinking: false },
-    staticCSP: true,
+    // Everything from this server: no fonts, styles or validator badge from elsewhere, and no
+    // upgrade-insecure-requests (it would send the page's own assets to https:// on a plain-HTTP deployment).
+    staticCSP:
+      "default-src 'self'; base-uri 'self'; font-src 'self' data:; frame-ancestors 'self'; img-src 'self' data:; " +
+      "object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self' 'unsafe-inline'",
   });
   // Registered after swagger has loaded, so the document lists itself too.
   app.register(async (scope) => {

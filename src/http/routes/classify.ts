@@ -9,6 +9,8 @@ import type { RouteContext } from '../server.js';
 
 type RawInput = string | { text: string; text_pair?: string };
 
+const isInferenceApiForm = (body: TaskBody | unknown[]) => !Array.isArray(body) && body.inputs !== undefined;
+
 export const classifyRoutes =
   (ctx: RouteContext): FastifyPluginAsync =>
   async (app) => {
@@ -36,7 +38,9 @@ export const classifyRoutes =
             typeof raw === 'string' ? { text: raw } : { text: raw.text, textPair: raw.text_pair };
           const run = { signal, metrics: ctx.metrics };
           const results = await runJobs(model, inputs, (raw) => prepareClassify(model, toInput(raw), topK, run), run);
-          return isList ? results : results[0];
+          // Our forms answer a single input with its list; the Hugging Face Inference API form (`inputs`) always
+          // answers a list per input, `[[{label, score}, ...]]`, which is what its clients read (`response[0]`).
+          return isList || isInferenceApiForm(body) ? results : results[0];
         },
       );
     }

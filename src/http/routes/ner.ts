@@ -27,7 +27,11 @@ export const nerRoutes =
           request.modelName = model.name;
           const { inputs, isList } = bodyInputs<string>(body, (b) => b.text as string);
           const options = {
-            aggregationStrategy: bodyOption<AggregationStrategy>(body, 'aggregation_strategy') ?? 'none',
+            // The pipeline's default (`none`, one entry per token) for our forms; the Hugging Face Inference API form
+            // (`inputs`) defaults to `simple` like that API, whose clients expect grouped entities (`entity_group`).
+            aggregationStrategy:
+              bodyOption<AggregationStrategy>(body, 'aggregation_strategy') ??
+              (!Array.isArray(body) && body.inputs !== undefined ? 'simple' : 'none'),
             ignoreLabels: bodyOption<string[]>(body, 'ignore_labels'),
           };
           const signal = requestSignal(reply, ctx.config.limits.requestTimeoutMs);

@@ -14,6 +14,8 @@ export interface DriveOptions {
   timeoutSeconds: number;
   /** Resolves with a reason when the run must stop early (server gone, interrupted). */
   abort?: Promise<string>;
+  /** Extra request headers (e.g. `authorization` for a server with API keys). */
+  headers?: Record<string, string>;
   /** Called about once a second while the run goes. */
   onTick?: (elapsedSeconds: number, responses: number) => void;
 }
@@ -44,7 +46,7 @@ export function drive(options: DriveOptions): Promise<DriveOutcome> {
       timeout: options.timeoutSeconds,
       bailout: bailoutErrors,
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...options.headers },
       requests: [
         {
           method: 'POST',

@@ -38,6 +38,7 @@ import {
   type LibWordPiece,
 } from './tokenizer/library.js';
 import { OffsetNormalizer } from './tokenizer/normalize.js';
+import { WordPieceEncoder } from './tokenizer/wordpiece.js';
 
 export interface TokenizedText {
   /** Token ids, identical to `tokenizer.encode(text, { add_special_tokens: false }).ids` of the library. */
@@ -66,15 +67,6 @@ interface RunState {
 
 /** Original characters normalized and tokenized per step (a step ends at a word boundary, see `chunkEnd`). */
 const DEFAULT_CHUNK_CHARS = 4096;
-
-/** Pieces of one normalized word: ids and cumulative end positions (normalized UTF-16 units, relative to the word). */
-interface WordPieces {
-  ids: number[];
-  ends: number[];
-}
-
-/** Upper bound on cached words before the cache is dropped (keeps memory bounded on hostile input). */
-const WORD_CACHE_LIMIT = 50_000;
 
 function readJson(path: string): Record<string, unknown> {
   return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
@@ -108,9 +100,6 @@ export class BertTokenizer {
   private readonly wordPattern: RegExp;
   private readonly prefix: string;
   private readonly fuseUnk: boolean;
-  private readonly maxInputCharsPerWord: number;
-  /** Longest vocabulary entry in UTF-16 units: no longer candidate piece can match, so none is tried. */
-  private readonly maxPieceLength: number;
   /** Per normalized unit: 0 part of a word, 1 whitespace, 2 a punctuation character (always a word of its own). */
   private readonly separatorKinds = new Map<string, 0 | 1 | 2>();
   /** Original characters per step of the incremental tokenizer (tests set it small to exercise chunk boundaries). */
@@ -123,7 +112,7 @@ export class BertTokenizer {
   private readonly normalizedTrie: TrieNode | null;
   /** Normalizes sections and maps normalized units back to original offsets (`chars.start` / `chars.end`). */
   private readonly chars: OffsetNormalizer;
-  private readonly wordCache = new Map<string, WordPieces>();
+  private readonly wordPiece: WordPieceEncoder;
 
   /**
    * @param tokenizerJson parsed tokenizer.json (BertNormalizer or none, BertPreTokenizer, WordPiece model)
@@ -160,13 +149,16 @@ export class BertTokenizer {
     // The library concatenates `continuing_subword_prefix + piece` as is (even when the prefix is undefined).
     this.prefix = String(model.config.continuing_subword_prefix);
     this.fuseUnk = model.fuse_unk;
-    this.maxInputCharsPerWord = model.max_input_chars_per_word ?? 100;
-    let longest = 0;
-    for (const piece of model.tokens_to_ids.keys()) longest = Math.max(longest, piece.length);
-    this.maxPieceLength = longest;
 
     const added = readAddedTokens(tokenizerJson, normalizer);
     this.addedIds = added.ids;
+    this.wordPiece = new WordPieceEncoder(
+      model.tokens_to_ids,
+      added.ids,
+      this.prefix,
+      this.unkId,
+      model.max_input_chars_per_word ?? 100,
+    );
     this.rawTrie = added.rawTrie;
     this.normalizedTrie = added.normalizedTrie;
     const contents: string[] = [];
@@ -406,7 +398,7 @@ export class BertTokenizer {
     for (let m = re.exec(norm); m !== null; m = re.exec(norm)) {
       const text = m[0];
       const start = base + m.index;
-      const pieces = this.wordCache.get(text) ?? this.encodeWord(text);
+      const pieces = this.wordPiece.encode(text);
       for (let j = 0; j < pieces.ids.length; j++) {
         const id = pieces.ids[j];
         const s = normStart[start + (j === 0 ? 0 : pieces.ends[j - 1])];
@@ -427,50 +419,4 @@ export class BertTokenizer {
       }
     }
   }
-
-  /**
-   * The library's WordPiece (greedy longest match first, `continuing_subword_prefix` on non-initial pieces, the whole
-   * word `[UNK]` when a position matches nothing or the word has more than `max_input_chars_per_word` code points)
-   * with the same result, but trying only candidates no longer than the longest vocabulary entry and slicing the
-   * string instead of joining code point arrays: O(word x longest entry), where the library is cubic in the word.
-   */
-  private encodeWord(text: string): WordPieces {
-    const n = text.length;
-    const vocab = this.model.tokens_to_ids;
-    let codePoints = 0;
-    for (let i = 0; i < n; i++) if (!isLowSurrogateAfterHigh(text, i)) codePoints++;
-    const unknown: WordPieces = { ids: [this.unkId], ends: [n] };
-    let result: WordPieces = { ids: [], ends: [] };
-    if (codePoints > this.maxInputCharsPerWord) result = unknown;
-    for (let start = 0; start < n && result !== unknown;) {
-      let end = Math.min(n, start + this.maxPieceLength);
-      let id: number | undefined;
-      for (; end > start; end--) {
-        if (isLowSurrogateAfterHigh(text, end)) continue; // never split a surrogate pair (the library slices code points)
-        const piece = start > 0 ? this.prefix + text.slice(start, end) : text.slice(start, end);
-        if (vocab.has(piece)) {
-          id = this.addedIds.get(piece) ?? vocab.get(piece)!;
-          break;
-        }
-      }
-      if (id === undefined) {
-        result = unknown;
-        break;
-      }
-      result.ids.push(id);
-      result.ends.push(end);
-      start = end;
-    }
-    if (this.wordCache.size >= WORD_CACHE_LIMIT) this.wordCache.clear();
-    this.wordCache.set(text, result);
-    return result;
-  }
-}
-
-/** Whether `text[i]` is the low half of a surrogate pair (so `i` is no code point boundary). */
-function isLowSurrogateAfterHigh(text: string, i: number): boolean {
-  if (i <= 0 || i >= text.length) return false;
-  const low = text.charCodeAt(i);
-  const high = text.charCodeAt(i - 1);
-  return low >= 0xdc00 && low <= 0xdfff && high >= 0xd800 && high <= 0xdbff;
 }

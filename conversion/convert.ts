@@ -186,7 +186,9 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
   const int8Bytes = encodeModel(int8Model);
 
   const engine = engineTarget(spec, int8Model, options.engineAddonPath);
-  log(`verifying: dense ONNX vs TypeScript reference, int8 (onnxruntime${'run' in engine ? ` and the sparse engine, ${engine.kernelPath}` : ''}) vs dense`);
+  log(
+    `verifying: dense ONNX vs TypeScript reference, int8 (onnxruntime${'run' in engine ? ` and the sparse engine, ${engine.kernelPath}` : ''}) vs dense`,
+  );
   if ('unavailable' in engine) log(`  sparse engine not verified: ${engine.unavailable}`);
   let verification;
   try {
@@ -216,14 +218,18 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
     log(
       `  engine vs dense: cosine ${Object.entries(e.cosine)
         .map(([k, v]) => `${k} ${v.toFixed(5)}`)
-        .join(', ')}; mean |diff| ${e.meanAbsDiff.toExponential(2)} (onnxruntime int8 ${q.meanAbsDiff.toExponential(2)}); argmax agreement ${(e.argmaxAgreement * 100).toFixed(1)}%${e.spanAgreement !== undefined ? `; span agreement ${(e.spanAgreement * 100).toFixed(1)}%` : ''}`,
+        .join(
+          ', ',
+        )}; mean |diff| ${e.meanAbsDiff.toExponential(2)} (onnxruntime int8 ${q.meanAbsDiff.toExponential(2)}); argmax agreement ${(e.argmaxAgreement * 100).toFixed(1)}%${e.spanAgreement !== undefined ? `; span agreement ${(e.spanAgreement * 100).toFixed(1)}%` : ''}`,
     );
   if (!verification.passed) {
     const problems = [];
-    if (e && !e.passed) problems.push(`engine cosine ${Math.min(...Object.values(e.cosine)).toFixed(5)} below ${e.minCosine}`);
+    if (e && !e.passed)
+      problems.push(`engine cosine ${Math.min(...Object.values(e.cosine)).toFixed(5)} below ${e.minCosine}`);
     if (!d.passed)
       problems.push(`dense ONNX differs from the reference by ${d.maxAbsDiff.toExponential(2)} (> ${d.tolerance})`);
-    if (Math.min(...Object.values(q.cosine)) < q.minCosine) problems.push(`int8 cosine ${Math.min(...Object.values(q.cosine)).toFixed(5)} below ${q.minCosine}`);
+    if (Math.min(...Object.values(q.cosine)) < q.minCosine)
+      problems.push(`int8 cosine ${Math.min(...Object.values(q.cosine)).toFixed(5)} below ${q.minCosine}`);
     throw new ConversionError(outputDir, `verification failed: ${problems.join('; ')}; nothing written`);
   }
 

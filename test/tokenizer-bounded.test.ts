@@ -89,8 +89,9 @@ for (const [name, tok] of tokenizers()) {
 test('WordPiece: long unknown words cost O(word x longest entry), not the library cubic time', (t) => {
   const [, tok] = tokenizers().at(-1)!;
   let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  const word = (n: number) => Array.from({ length: n }, () => String.fromCharCode(97 + Math.floor(rand() * 26))).join('');
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const word = (n: number) =>
+    Array.from({ length: n }, () => String.fromCharCode(97 + Math.floor(rand() * 26))).join('');
   const text = Array.from({ length: 150 }, () => word(100)).join(' ');
   tok.tokenize(word(100)); // warm up
   const started = performance.now();

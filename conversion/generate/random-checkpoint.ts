@@ -164,7 +164,8 @@ function buildTensors(
   const linear = (module: string, inFeatures: number, outFeatures: number, prunable: boolean) => {
     const weight = normal(`${module}.weight`, [outFeatures, inFeatures]);
     normal(`${module}.bias`, [outFeatures]);
-    if (prunable && options.sparsity) magnitudePrune(weight, outFeatures, inFeatures, options.sparsity, options.sparsityBlock);
+    if (prunable && options.sparsity)
+      magnitudePrune(weight, outFeatures, inFeatures, options.sparsity, options.sparsityBlock);
   };
   const layerNorm = (module: string) => {
     normal(`${module}.weight`, [h], 1, 0.02);

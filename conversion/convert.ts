@@ -15,6 +15,7 @@ import {
   encoderCompression,
   hashFiles,
   int8ModelFile,
+  manifestDimensions,
   manifestFormat,
   type Manifest,
 } from './manifest.js';
@@ -264,14 +265,7 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
       ),
       lowercase: tokenizer.lowercase,
       signature: graphSignature(spec),
-      dimensions: {
-        hiddenSize: spec.hiddenSize,
-        numLayers: spec.numLayers,
-        numHeads: spec.numHeads,
-        intermediateSize: spec.intermediateSize,
-        vocabSize: spec.vocabSize,
-        maxPositions: spec.maxPositions,
-      },
+      dimensions: manifestDimensions(spec),
       parameters: countParameters(model),
       sparsity: { checkpoint: checkpointSparsity, final: finalSparsity, pruning },
       quantization: describeQuantization(

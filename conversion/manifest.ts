@@ -77,6 +77,12 @@ export interface Manifest {
   files: Record<string, ArtifactFile>;
 }
 
+/** The dimensions a manifest records (and the engine's weight reader needs) from a model spec. */
+export function manifestDimensions(spec: ModelSpec): Manifest['dimensions'] {
+  const { hiddenSize, numLayers, numHeads, intermediateSize, vocabSize, maxPositions } = spec;
+  return { hiddenSize, numLayers, numHeads, intermediateSize, vocabSize, maxPositions };
+}
+
 export function countParameters(model: ModelWeights): Manifest['parameters'] {
   const size = (t?: { data: Float32Array }) => t?.data.length ?? 0;
   const embeddings =

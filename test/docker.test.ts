@@ -62,44 +62,7 @@ const qa = (question: string) =>
     body: JSON.stringify({ question, context }),
   });
 
-const { containerState, logsOf, waitHealthy, runServer: runServerWithoutEnv } = containerTools(() => engine!, runLabel);
-
-/** The helper's `docker run` of the server, plus environment variables (the same flags, then `-e` pairs). */
-async function runServer(
-  name: string,
-  image: string,
-  serverPort: number,
-  volumes: string[],
-  env: Record<string, string> = {},
-) {
-  if (!Object.keys(env).length) return runServerWithoutEnv(name, image, serverPort, volumes);
-  return docker([
-    'run',
-    '-d',
-    '--name',
-    name,
-    '--label',
-    runLabel,
-    '--network',
-    'host',
-    '-e',
-    'HOST=127.0.0.1',
-    '-e',
-    `PORT=${serverPort}`,
-    '-e',
-    'MAX_BATCH_DELAY_MS=1000',
-    ...Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
-    '--health-interval',
-    '1s',
-    '--health-timeout',
-    '5s',
-    '--read-only',
-    '--tmpfs',
-    '/tmp',
-    ...volumes.flatMap((volume) => ['-v', volume]),
-    image,
-  ]);
-}
+const { containerState, logsOf, waitHealthy, runServer } = containerTools(() => engine!, runLabel);
 
 // Registered before workspace(): after() hooks run in order, so containers go before their mounted folders.
 after(async () => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { sampleProcess } from '../loadtest/proc-stats.js';
-import { freePort, startCli, waitUntilReady, type CliProcess } from './helpers/cli-process.js';
+import { startServe, type CliProcess } from './helpers/cli-process.js';
 import { fuzzCases, stalledCases, type FuzzCase } from './helpers/fuzz-cases.js';
 import { prepareModels } from './helpers/server-fixture.js';
 import { workspace } from './helpers/workspace.js';
@@ -30,13 +30,7 @@ let port: number;
 
 before(async () => {
   const modelsDir = await prepareModels(root);
-  port = await freePort();
-  server = startCli([
-    'serve',
-    '--models-dir',
-    modelsDir,
-    '--port',
-    String(port),
+  ({ port, process: server } = await startServe(modelsDir, [
     '--log-level',
     'warn',
     '--api-key',
@@ -45,8 +39,7 @@ before(async () => {
     '1000',
     '--body-timeout-ms',
     '2000',
-  ]);
-  await waitUntilReady(`http://127.0.0.1:${port}`, server);
+  ]));
 });
 after(async () => {
   server?.child.kill('SIGTERM');

@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { metricValues, prepareModels, startTestServer, type TestServer } from './helpers/server-fixture.js';
 import { workspace } from './helpers/workspace.js';
+import { longestBlock } from './helpers/event-loop.js';
 
 const root = workspace('limits-hardening');
 let modelsDir: string;
@@ -24,24 +25,6 @@ async function server(configure: Parameters<typeof startTestServer>[1] = () => {
   });
   servers.push(started);
   return started;
-}
-
-/** Runs `work` while a 1 ms timer measures the longest gap between its ticks (the longest event-loop block). */
-async function longestBlock<T>(work: () => Promise<T>): Promise<{ result: T; blockMs: number; wallMs: number }> {
-  let longest = 0;
-  let last = performance.now();
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  const started = performance.now();
-  try {
-    const result = await work();
-    return { result, blockMs: Math.max(longest, performance.now() - last), wallMs: performance.now() - started };
-  } finally {
-    clearInterval(ticker);
-  }
 }
 
 const words = (count: number, from = 'abcdefghijklmnopqrstuvwxyz') =>

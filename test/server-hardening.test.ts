@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { convert } from '../conversion/convert.js';
 import { parseServerConfig, serveUsage } from '../src/config.js';
-import { freePort, startCli, waitUntilReady, type CliProcess } from './helpers/cli-process.js';
+import { freePort, startCli, startServe, type CliProcess } from './helpers/cli-process.js';
 import { prepareModels } from './helpers/server-fixture.js';
 import { convertOptions, tinyCheckpoint, workspace } from './helpers/workspace.js';
 
@@ -26,21 +26,14 @@ let port: number;
 // A separate process, as in production: with client and server on one event loop the races below do not show.
 before(async () => {
   modelsDir = await prepareModels(root);
-  port = await freePort();
-  server = startCli([
-    'serve',
-    '--models-dir',
-    modelsDir,
-    '--port',
-    String(port),
+  ({ port, process: server } = await startServe(modelsDir, [
     '--log-level',
     'warn',
     '--headers-timeout-ms',
     '1000',
     '--body-timeout-ms',
     '2000',
-  ]);
-  await waitUntilReady(`http://127.0.0.1:${port}`, server);
+  ]));
 });
 after(async () => {
   server?.child.kill('SIGTERM');
@@ -256,13 +249,7 @@ async function heldRequest(to: number): Promise<{ finish(): Promise<string> }> {
   };
 }
 
-async function startServer(extra: string[] = []): Promise<{ base: string; port: number; process: CliProcess }> {
-  const serverPort = await freePort();
-  const base = `http://127.0.0.1:${serverPort}`;
-  const process = startCli(['serve', '--models-dir', modelsDir, '--port', String(serverPort), ...extra]);
-  await waitUntilReady(base, process);
-  return { base, port: serverPort, process };
-}
+const startServer = (extra: string[] = []) => startServe(modelsDir, extra);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

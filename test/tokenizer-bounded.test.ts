@@ -11,6 +11,7 @@ import { bertTokenizerJson } from '../conversion/checkpoint/tokenizer-files.js';
 import { BertTokenizer, type TokenizedText } from '../src/tasks/tokenizer.js';
 import { libraryIds } from './helpers/tokenizer-checks.js';
 import { fuzzStrings, TRICKY } from './helpers/tokenizer-strings.js';
+import { longestBlock } from './helpers/event-loop.js';
 
 const REAL = join(import.meta.dirname, '..', '..', 'shared', 'tokenizers', 'bert-base-uncased');
 
@@ -106,17 +107,7 @@ test('tokenizeAsync: a 1 MB text never blocks the event loop for long, and a lim
   const [, tok] = tokenizers().at(-1)!;
   const text = Array.from({ length: 480_000 }, (_, i) => 'abcdefghij'[i % 10]).join(' ');
   tok.tokenize(text.slice(0, 50_000)); // warm up
-  let longest = 0;
-  let last = performance.now();
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  const started = performance.now();
-  const full = await tok.tokenizeAsync(text, Infinity);
-  const wall = performance.now() - started;
-  clearInterval(ticker);
+  const { result: full, blockMs: longest, wallMs: wall } = await longestBlock(() => tok.tokenizeAsync(text, Infinity));
   t.diagnostic(
     `1 MB, ${full.ids.length} tokens: ${full.busyMs.toFixed(0)} ms busy in ${wall.toFixed(0)} ms, ` +
       `longest event-loop block ${longest.toFixed(1)} ms`,

@@ -6,6 +6,7 @@
 import type { ModelSpec } from '../checkpoint/model-config.js';
 import type { ModelProto } from '../graph/onnx-builder.js';
 import { graphSignature } from '../graph/bert-graph.js';
+import { manifestDimensions } from '../manifest.js';
 import { loadEngineAddon } from '../../src/runtime/engine-addon.js';
 import { engineWeights } from '../../src/runtime/engine-weights.js';
 import type { SampleBatch } from './sample-inputs.js';
@@ -28,15 +29,10 @@ export function engineTarget(
   if (!status.available) return { unavailable: status.reason };
   let native;
   try {
-    const dimensions = {
-      hiddenSize: spec.hiddenSize,
-      numLayers: spec.numLayers,
-      numHeads: spec.numHeads,
-      intermediateSize: spec.intermediateSize,
-      vocabSize: spec.vocabSize,
-      maxPositions: spec.maxPositions,
-    };
-    const { spec: engineSpec, tensors } = engineWeights({ task: spec.task, dimensions }, int8Model);
+    const { spec: engineSpec, tensors } = engineWeights(
+      { task: spec.task, dimensions: manifestDimensions(spec) },
+      int8Model,
+    );
     native = new status.addon.Engine(engineSpec, tensors, { threads: 2 });
   } catch (error) {
     return { unavailable: (error as Error).message };

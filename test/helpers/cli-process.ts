@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-export { freePort } from '../../loadtest/target.js';
+import { freePort } from '../../loadtest/target.js';
+
+export { freePort };
 
 export const cliPath = join(import.meta.dirname, '..', '..', 'src', 'cli.ts');
 
@@ -39,4 +41,16 @@ export async function waitUntilReady(base: string, process: CliProcess, timeoutM
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`server not ready within ${timeoutMs} ms:\n${process.output()}`);
+}
+
+/** `sbs serve` on the models folder at a free loopback port, ready (warmed up) when this resolves. */
+export async function startServe(
+  modelsDir: string,
+  extra: string[] = [],
+): Promise<{ base: string; port: number; process: CliProcess }> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const process = startCli(['serve', '--models-dir', modelsDir, '--port', String(port), ...extra]);
+  await waitUntilReady(base, process);
+  return { base, port, process };
 }

@@ -40,7 +40,14 @@ export function containerTools(engine: () => DockerEngine, runLabel: string) {
     }
   }
 
-  function runServer(name: string, image: string, serverPort: number, volumes: string[]): Promise<unknown> {
+  /** `env` adds `-e` pairs after the defaults (a later value wins for the same name). */
+  function runServer(
+    name: string,
+    image: string,
+    serverPort: number,
+    volumes: string[],
+    env: Record<string, string> = {},
+  ): Promise<unknown> {
     return docker([
       'run',
       '-d',
@@ -57,6 +64,7 @@ export function containerTools(engine: () => DockerEngine, runLabel: string) {
       // Batches wait up to 1 s for more work, so requests are still queued when SIGTERM arrives.
       '-e',
       'MAX_BATCH_DELAY_MS=1000',
+      ...Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
       '--health-interval',
       '1s',
       '--health-timeout',

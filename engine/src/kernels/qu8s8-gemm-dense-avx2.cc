@@ -1,79 +1,21 @@
-// Dense tile GEMM, 16-channel group x Mt tokens, AVX2 without VNNI. VPMADDUBSW would saturate (255*-128*2 does
-// not fit int16), so the u8 and s8 bytes are widened to int16 pairs instead and multiplied exactly with VPMADDWD:
-// even bytes (k = 4kq, 4kq+2) in one register, odd bytes in another, two VPMADDWD per 8 tokens x 4 k.
-#include <cstddef>
-#include <cstdint>
+// Dense tile GEMM, 16-channel group x Mt tokens, AVX2 without VNNI: the ymm micro-kernels (qu8s8-tile-ymm.h) with
+// the exact int16-widening product (widened-dot-ymm.h); 2 channels per micro-kernel, the widened operands take
+// twice the registers of the VNNI ones.
+#include <immintrin.h>
 
 #include "kernels-internal.h"
-#include "transpose-avx2.h"
 
 #if SBS_KERNELS_X86
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
+#include "qu8s8-tile-ymm.h"
+#include "widened-dot-ymm.h"
+
 namespace sbs::kernels {
 
-namespace {
-
-constexpr int kTb = 2;
-
-template <int NC>
-inline void dense_block(const uint8_t* a, size_t row, const int32_t* w, size_t Kq, int nk, int32_t* park,
-                        bool first) {
-  const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
-  __m256i acc[NC][kTb];
-#pragma GCC unroll 4
-  for (int c = 0; c < NC; ++c)
-#pragma GCC unroll 2
-    for (int t = 0; t < kTb; ++t)
-      acc[c][t] = first ? _mm256_setzero_si256()
-                        : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(park + t * 128 + c * 8));
-  for (int k = 0; k < nk; ++k) {
-    __m256i even[kTb], odd[kTb];
-#pragma GCC unroll 2
-    for (int t = 0; t < kTb; ++t) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k * row + t * 32));
-      even[t] = _mm256_and_si256(v, low_bytes);
-      odd[t] = _mm256_srli_epi16(v, 8);
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < NC; ++c) {
-      const __m256i wb = _mm256_set1_epi32(w[c * Kq + k]);
-      const __m256i w_even = _mm256_srai_epi16(_mm256_slli_epi16(wb, 8), 8);
-      const __m256i w_odd = _mm256_srai_epi16(wb, 8);
-#pragma GCC unroll 2
-      for (int t = 0; t < kTb; ++t)
-        acc[c][t] = _mm256_add_epi32(acc[c][t], _mm256_add_epi32(_mm256_madd_epi16(even[t], w_even),
-                                                                 _mm256_madd_epi16(odd[t], w_odd)));
-    }
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < NC; ++c)
-#pragma GCC unroll 2
-    for (int t = 0; t < kTb; ++t) _mm256_storeu_si256(reinterpret_cast<__m256i*>(park + t * 128 + c * 8), acc[c][t]);
-}
-
-}  // namespace
-
 void qu8s8_gemm_dense_avx2(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc) {
-  constexpr int NC = 2;
-  const size_t Kq = size_t(w.Kq), row = size_t(Mt) * 4;
-  const int kb = quads_per_block(Mt, kDenseTileBlockBytes);
-  for (int k0 = 0; k0 < w.Kq; k0 += kb) {
-    const int nk = std::min(kb, w.Kq - k0);
-    const bool first = k0 == 0;
-    const int32_t* wq = w.quads + size_t(n0) * Kq + k0;
-    for (int t0 = 0; t0 < Mt; t0 += 8 * kTb) {
-      const uint8_t* a = tile + size_t(k0) * row + t0 * 4;
-      int32_t* park = acc + (t0 / 8) * 128;
-      int c = 0;
-      for (; c + NC <= nc; c += NC) dense_block<NC>(a, row, wq + c * Kq, Kq, nk, park + c * 8, first);
-      for (; c < nc; ++c) dense_block<1>(a, row, wq + c * Kq, Kq, nk, park + c * 8, first);
-    }
-  }
-  for (int c = nc; c < 16; ++c)
-    for (int t = 0; t < Mt / 8; ++t) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + t * 128 + c * 8), _mm256_setzero_si256());
-  transpose_acc_blocks_avx2(acc, Mt / 8);
+  ymm::dense_gemm<WidenedDot, 2>(tile, Mt, w, n0, nc, acc);
 }
 
 }  // namespace sbs::kernels

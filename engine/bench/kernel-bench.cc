@@ -29,23 +29,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 7) {}
-  uint64_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  }
-  double real() { return double(next() >> 11) / double(1ull << 53); }
-  int8_t nonzero_s8() {
-    int v;
-    do v = int(next() % 256) - 128;
-    while (v == 0);
-    return int8_t(v);
-  }
-};
+using Rng = TestRng;
 
 // Clock under load, from a chain of dependent adds (1 cycle each on every x86 core of the last decade).
 double measure_ghz() {

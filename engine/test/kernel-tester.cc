@@ -20,22 +20,7 @@ using namespace sbs;
 
 namespace {
 
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
-  uint64_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  }
-  int uniform(int lo, int hi) { return lo + int(next() % uint64_t(hi - lo + 1)); }  // [lo, hi]
-  double real() { return double(next() >> 11) / double(1ull << 53); }                // [0, 1)
-  float normal() {
-    const double u = std::max(real(), 1e-12), v = real();
-    return float(std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v));
-  }
-};
+using Rng = TestRng;
 
 struct Failure {
   bool failed = false;

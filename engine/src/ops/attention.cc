@@ -30,35 +30,28 @@ inline void softmax(float* p, int L) {
   for (int j = 0; j < L; j++) p[j] *= inv;
 }
 
-// ctx[qi][d] = sum_j p[qi][j] * v_j[d], 16 dimensions at a time (summed in order of j).
+// ctx[qi][d0 + l] = sum_j p[qi][j] * v_j[d0 + l] for l < width <= 16 (summed in order of j).
+template <int Q>
+inline void context_slice(const float* p, int Lp, const float* v, int ld, int L, int d0, int width, float* ctx,
+                          int ldc) {
+  float acc[Q][kLanes] = {};
+  for (int j = 0; j < L; j++) {
+    const float* vrow = v + size_t(j) * ld + d0;
+    for (int qi = 0; qi < Q; qi++) {
+      float pj = p[size_t(qi) * Lp + j];
+      for (int l = 0; l < width; l++) acc[qi][l] += pj * vrow[l];
+    }
+  }
+  for (int qi = 0; qi < Q; qi++)
+    for (int l = 0; l < width; l++) ctx[size_t(qi) * ldc + d0 + l] = acc[qi][l];
+}
+
+// The head's context 16 dimensions at a time (a constant width the compiler vectorizes), then the rest.
 template <int Q>
 inline void block_context(const float* p, int Lp, const float* v, int ld, int L, int head_dim, float* ctx, int ldc) {
   int d0 = 0;
-  for (; d0 + kLanes <= head_dim; d0 += kLanes) {
-    float acc[Q][kLanes] = {};
-    for (int j = 0; j < L; j++) {
-      const float* vrow = v + size_t(j) * ld + d0;
-      for (int qi = 0; qi < Q; qi++) {
-        float pj = p[size_t(qi) * Lp + j];
-        for (int l = 0; l < kLanes; l++) acc[qi][l] += pj * vrow[l];
-      }
-    }
-    for (int qi = 0; qi < Q; qi++)
-      for (int l = 0; l < kLanes; l++) ctx[size_t(qi) * ldc + d0 + l] = acc[qi][l];
-  }
-  if (d0 < head_dim) {
-    int width = head_dim - d0;
-    float acc[Q][kLanes] = {};
-    for (int j = 0; j < L; j++) {
-      const float* vrow = v + size_t(j) * ld + d0;
-      for (int qi = 0; qi < Q; qi++) {
-        float pj = p[size_t(qi) * Lp + j];
-        for (int l = 0; l < width; l++) acc[qi][l] += pj * vrow[l];
-      }
-    }
-    for (int qi = 0; qi < Q; qi++)
-      for (int l = 0; l < width; l++) ctx[size_t(qi) * ldc + d0 + l] = acc[qi][l];
-  }
+  for (; d0 + kLanes <= head_dim; d0 += kLanes) context_slice<Q>(p, Lp, v, ld, L, d0, kLanes, ctx, ldc);
+  if (d0 < head_dim) context_slice<Q>(p, Lp, v, ld, L, d0, head_dim - d0, ctx, ldc);
 }
 
 }  // namespace

@@ -69,7 +69,6 @@ Engine::Engine(ModelWeights model, const EngineOptions& options)
       kernels_(kernels_for(isa_supported(options.isa) ? options.isa : Isa::scalar)),
       ops_(select_ops(options.avx512_ops && cpu_has_avx512_ops())),
       pool_(options.threads),
-      profile_(options.profile),
       scratch_(std::make_unique<Scratch>()) {
   for (const auto& layer : model_.layers) {
     splits_.push_back({split_channels(layer.qkv.packed, pool_.size()),
@@ -107,7 +106,15 @@ std::string Engine::describe_layers() const {
   return out.str();
 }
 
-std::array<double, size_t(Op::count)> Engine::profile_seconds() const { return op_seconds_; }
+std::array<double, size_t(Op::count)> Engine::profile_seconds() const {
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  return op_seconds_;
+}
+
+uint64_t Engine::profiled_runs() const {
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  return profiled_runs_;
+}
 
 void Engine::validate(const Batch& batch) const {
   const ModelSpec& s = model_.spec;
@@ -219,6 +226,7 @@ BatchOutputs Engine::run(const Batch& batch) {
   const int H = s.hidden, I = s.intermediate, head_dim = H / s.heads;
   ensure_capacity(tokens);
   Scratch& sc = *scratch_;
+  std::array<double, size_t(Op::count)> seconds{};
   float* x = sc.x.data();
   float* x2 = sc.x2.data();
   auto token_tasks = (tokens + kTokensPerTask - 1) / kTokensPerTask;
@@ -234,7 +242,7 @@ BatchOutputs Engine::run(const Batch& batch) {
   clear_tile_padding(tokens, sc.hidden_q);
   clear_tile_padding(tokens, sc.inner_q);
   {
-    OpTimer timer(op_seconds_, Op::embeddings);
+    OpTimer timer(seconds, Op::embeddings);
     for_tokens([&](int m) {
       const size_t id = size_t(batch.ids[m]);
       const bool quantized = !model_.word_scale.empty();
@@ -255,11 +263,11 @@ BatchOutputs Engine::run(const Batch& batch) {
     const EncoderLayerWeights& layer = model_.layers[size_t(l)];
     const auto& split = splits_[size_t(l)];
     {
-      OpTimer timer(op_seconds_, Op::gemm_qkv);
+      OpTimer timer(seconds, Op::gemm_qkv);
       gemm(layer.qkv, split[0], sc.hidden_q, tokens, sc.qkv.data(), 3 * H, nullptr, 0);
     }
     {
-      OpTimer timer(op_seconds_, Op::attention);
+      OpTimer timer(seconds, Op::attention);
       pool_.parallel_for(rows * s.heads, [&](int task, int thread) {
         const int r = task / s.heads, h = task % s.heads;
         const int begin = batch.offsets[r], length = batch.offsets[r + 1] - begin;
@@ -269,15 +277,15 @@ BatchOutputs Engine::run(const Batch& batch) {
       });
     }
     {
-      OpTimer timer(op_seconds_, Op::quantize);
+      OpTimer timer(seconds, Op::quantize);
       for_tokens([&](int m) { quantize_token(sc.ctx.data() + size_t(m) * H, m, tokens, sc.hidden_q); });
     }
     {
-      OpTimer timer(op_seconds_, Op::gemm_attention_output);
+      OpTimer timer(seconds, Op::gemm_attention_output);
       gemm(layer.attention_output, split[1], sc.hidden_q, tokens, x2, H, x, H);
     }
     {
-      OpTimer timer(op_seconds_, Op::layer_norm);
+      OpTimer timer(seconds, Op::layer_norm);
       for_tokens([&](int m) {
         float* row = x2 + size_t(m) * H;
         ops_.layer_norm_row(row, layer.attention_norm.gamma.data(), layer.attention_norm.beta.data(), H, s.layer_norm_eps,
@@ -286,11 +294,11 @@ BatchOutputs Engine::run(const Batch& batch) {
       });
     }
     {
-      OpTimer timer(op_seconds_, Op::gemm_intermediate);
+      OpTimer timer(seconds, Op::gemm_intermediate);
       gemm(layer.intermediate, split[2], sc.hidden_q, tokens, sc.inner.data(), I, nullptr, 0);
     }
     {
-      OpTimer timer(op_seconds_, Op::gelu);
+      OpTimer timer(seconds, Op::gelu);
       for_tokens([&](int m) {
         float* row = sc.inner.data() + size_t(m) * I;
         if (s.activation == Activation::gelu)
@@ -301,11 +309,11 @@ BatchOutputs Engine::run(const Batch& batch) {
       });
     }
     {
-      OpTimer timer(op_seconds_, Op::gemm_output);
+      OpTimer timer(seconds, Op::gemm_output);
       gemm(layer.output, split[3], sc.inner_q, tokens, x, H, x2, H);
     }
     {
-      OpTimer timer(op_seconds_, Op::layer_norm);
+      OpTimer timer(seconds, Op::layer_norm);
       for_tokens([&](int m) {
         float* row = x + size_t(m) * H;
         ops_.layer_norm_row(row, layer.output_norm.gamma.data(), layer.output_norm.beta.data(), H, s.layer_norm_eps, row);
@@ -315,32 +323,36 @@ BatchOutputs Engine::run(const Batch& batch) {
   }
 
   BatchOutputs out;
-  OpTimer timer(op_seconds_, Op::head);
-  const FloatLinear& head = model_.head;
-  if (s.task == Task::sequence_classification) {
-    out.planes.assign(1, std::vector<float>(size_t(rows) * head.N));
-    pool_.parallel_for(rows, [&](int r, int) {
-      std::vector<float> pooled(static_cast<size_t>(H));
-      const float* cls = x + size_t(batch.offsets[r]) * H;
-      linear_rows(model_.pooler.weight.data(), model_.pooler.bias.data(), H, H, cls, pooled.data());
-      for (float& v : pooled) v = s.pooler_activation == PoolerActivation::tanh ? std::tanh(v) : std::max(v, 0.0f);
-      linear_rows(head.weight.data(), head.bias.data(), H, head.N, pooled.data(), out.planes[0].data() + size_t(r) * head.N);
-    });
-  } else if (s.task == Task::question_answering) {
-    out.planes.assign(2, std::vector<float>(size_t(tokens)));
-    for_tokens([&](int m) {
-      float logits[2];
-      linear_rows(head.weight.data(), head.bias.data(), H, 2, x + size_t(m) * H, logits);
-      out.planes[0][size_t(m)] = logits[0];
-      out.planes[1][size_t(m)] = logits[1];
-    });
-  } else {
-    out.planes.assign(1, std::vector<float>(size_t(tokens) * head.N));
-    for_tokens([&](int m) {
-      linear_rows(head.weight.data(), head.bias.data(), H, head.N, x + size_t(m) * H,
-                  out.planes[0].data() + size_t(m) * head.N);
-    });
+  {
+    OpTimer timer(seconds, Op::head);
+    const FloatLinear& head = model_.head;
+    if (s.task == Task::sequence_classification) {
+      out.planes.assign(1, std::vector<float>(size_t(rows) * head.N));
+      pool_.parallel_for(rows, [&](int r, int) {
+        std::vector<float> pooled(static_cast<size_t>(H));
+        const float* cls = x + size_t(batch.offsets[r]) * H;
+        linear_rows(model_.pooler.weight.data(), model_.pooler.bias.data(), H, H, cls, pooled.data());
+        for (float& v : pooled) v = s.pooler_activation == PoolerActivation::tanh ? std::tanh(v) : std::max(v, 0.0f);
+        linear_rows(head.weight.data(), head.bias.data(), H, head.N, pooled.data(), out.planes[0].data() + size_t(r) * head.N);
+      });
+    } else if (s.task == Task::question_answering) {
+      out.planes.assign(2, std::vector<float>(size_t(tokens)));
+      for_tokens([&](int m) {
+        float logits[2];
+        linear_rows(head.weight.data(), head.bias.data(), H, 2, x + size_t(m) * H, logits);
+        out.planes[0][size_t(m)] = logits[0];
+        out.planes[1][size_t(m)] = logits[1];
+      });
+    } else {
+      out.planes.assign(1, std::vector<float>(size_t(tokens) * head.N));
+      for_tokens([&](int m) {
+        linear_rows(head.weight.data(), head.bias.data(), H, head.N, x + size_t(m) * H,
+                    out.planes[0].data() + size_t(m) * head.N);
+      });
+    }
   }
+  std::lock_guard<std::mutex> lock(profile_mutex_);
+  for (size_t op = 0; op < seconds.size(); op++) op_seconds_[op] += seconds[op];
   profiled_runs_++;
   return out;
 }

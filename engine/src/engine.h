@@ -36,7 +36,6 @@ struct EngineOptions {
   Isa isa = Isa::scalar;
   PackOptions pack;
   bool avx512_ops = false;  // the AVX-512 attention / GELU / LayerNorm (else the portable ones)
-  bool profile = false;
 };
 
 class Engine {
@@ -55,8 +54,9 @@ class Engine {
   const char* ops_name() const { return ops_.name; }
   // Per linear kind: how many layers run on the sparse kernel, and their mean quad density.
   std::string describe_layers() const;
+  // Seconds per operator type over every run so far, and the run count; safe to read while a run is going on.
   std::array<double, size_t(Op::count)> profile_seconds() const;
-  uint64_t profiled_runs() const { return profiled_runs_; }
+  uint64_t profiled_runs() const;
   std::atomic<bool>& busy() { return busy_; }
 
  private:
@@ -71,9 +71,9 @@ class Engine {
   const KernelSet& kernels_;
   OpSet ops_;
   ThreadPool pool_;
-  bool profile_;
-  std::array<double, size_t(Op::count)> op_seconds_{};
-  uint64_t profiled_runs_ = 0;
+  mutable std::mutex profile_mutex_;
+  std::array<double, size_t(Op::count)> op_seconds_{};  // guarded by profile_mutex_
+  uint64_t profiled_runs_ = 0;                          // guarded by profile_mutex_
   std::atomic<bool> busy_{false};
   // Channel splits per layer and linear (qkv, attention_output, intermediate, output), one range per thread.
   std::vector<std::array<std::vector<int>, 4>> splits_;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { encoderLinears, type ModelWeights } from './checkpoint/layout.js';
 import type { ModelSpec, Task } from './checkpoint/model-config.js';
 import type { GraphSignature } from './graph/bert-graph.js';
+import { blockDimsOf } from './sparsity/block.js';
 import type { PruningRecipe, QuantizationRecipe } from './sparsity/recipe.js';
 import type { SparsityReport } from './sparsity/measure.js';
 import type { VerificationReport } from './verify/verify.js';
@@ -48,6 +49,7 @@ export interface Manifest {
       recipe: Record<string, unknown>;
       pruningFn: string;
       targetSparsity: number;
+      /** The recipe's block_dims in the package's [in, out] order ([1, 4]: 4 output channels at one input). */
       blockDims: number[];
       prunedModules: number;
       warning: string;
@@ -147,7 +149,7 @@ export function describePruning(recipe: PruningRecipe, prunedModules: number): M
     recipe: recipe.source,
     pruningFn: recipe.pruningFn,
     targetSparsity: recipe.targetSparsity,
-    blockDims: recipe.blockDims,
+    blockDims: blockDimsOf(recipe.block),
     prunedModules,
     warning:
       'one-shot pruning without retraining: accuracy drops; Prune OFA prunes during pre-training with distillation and fine-tunes with the pattern locked',

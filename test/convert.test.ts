@@ -178,7 +178,7 @@ test('--prune applies an Intel recipe one-shot to 90%, skips not_to_prune module
   assert.ok(manifest.sparsity.pruning?.warning.includes('without retraining'));
 });
 
-test('1x4 block pruning zeroes whole blocks of four consecutive input weights', async () => {
+test("recipe block_dims [1, 4] (Intel's 1x4) zeroes whole blocks of 4 consecutive output channels at one input", async () => {
   const checkpoint = tinyCheckpoint(root, 'ckpt-dense-qa', 'distilbert', 'question-answering');
   const recipe = writeRecipe('block.json', {
     pruning_fn: 'block_structured_magnitude',
@@ -187,22 +187,31 @@ test('1x4 block pruning zeroes whole blocks of four consecutive input weights', 
   });
   const outputDir = join(root, 'models', 'block');
   const manifest = await convert(convertOptions(checkpoint, outputDir, { pruneRecipePath: recipe }));
-  assert.ok(Math.abs(manifest.sparsity.final.encoderLinearSparsity - 0.8) < 0.001);
-  // The fp32 baseline holds the pruned weights transposed to [in, out]: a torch 1x4 block is 4 rows of one column.
+  // The package's count: floor(0.8 x blocks) per weight (random weights: no ties at the threshold).
+  const expectedZeros = encoderLinears(loadCheckpoint(checkpoint).model).reduce(
+    (sum, l) => sum + 4 * Math.floor((0.8 * l.weight.data.length) / 4),
+    0,
+  );
+  const encoderWeights = manifest.parameters.encoderLinearWeights;
+  assert.equal(Math.round(manifest.sparsity.final.encoderLinearSparsity * encoderWeights), expectedZeros);
+  // blockDims stays the recipe's [in, out].
+  assert.deepEqual(manifest.sparsity.pruning?.blockDims, [1, 4]);
+  // The fp32 baseline holds the pruned weights transposed to [in, out]: a block of 4 torch rows (outputs) at one
+  // column (input) is 4 consecutive values of one row there.
   const graph = decodeModel(readFileSync(join(outputDir, 'model.onnx'))).graph!;
   const weight = graph.initializer!.find((t) => t.name === 'distilbert.transformer.layer.0.ffn.lin1.weight')!;
   const [inFeatures, outFeatures] = weight.dims!.map(Number);
   const raw = weight.rawData!;
   const values = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
   let zeroBlocks = 0;
-  for (let o = 0; o < outFeatures; o++) {
-    for (let i0 = 0; i0 < inFeatures; i0 += 4) {
-      const zeros = [0, 1, 2, 3].filter((k) => values[(i0 + k) * outFeatures + o] === 0).length;
-      assert.ok(zeros === 0 || zeros === 4, `block at out ${o}, in ${i0} is partly zero`);
+  for (let i = 0; i < inFeatures; i++) {
+    for (let o0 = 0; o0 < outFeatures; o0 += 4) {
+      const zeros = [0, 1, 2, 3].filter((k) => values[i * outFeatures + o0 + k] === 0).length;
+      assert.ok(zeros === 0 || zeros === 4, `block at in ${i}, out ${o0}..${o0 + 3} is partly zero`);
       if (zeros === 4) zeroBlocks++;
     }
   }
-  assert.equal(zeroBlocks, Math.round(0.8 * (inFeatures / 4) * outFeatures));
+  assert.equal(zeroBlocks, Math.floor(0.8 * (outFeatures / 4) * inFeatures));
 });
 
 test('a Hub model id is downloaded through the endpoint with the token, then converted', async () => {

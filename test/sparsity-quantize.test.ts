@@ -10,7 +10,7 @@ import { workspace } from './helpers/workspace.js';
 
 const root = workspace('recipes');
 
-test('magnitude pruning hits the target exactly, keeps the largest weights, and handles ties at zero', () => {
+test('unstructured magnitude pruning keeps the largest weights; weights already zero stay zero', () => {
   const data = Float32Array.from({ length: 100 }, (_, i) => (i % 2 ? 1 : -1) * (i + 1));
   magnitudePrune(data, 10, 10, 0.9);
   const kept = [...data]
@@ -25,13 +25,14 @@ test('magnitude pruning hits the target exactly, keeps the largest weights, and 
   assert.deepEqual([...alreadySparse.slice(0, 4)], [5, -4, 3, 0]);
 });
 
-test('block pruning scores 1x4 blocks by average magnitude', () => {
-  // One row, three blocks: averages 1, 10 and 2.5; pruning a third removes the first block only.
+test('block pruning scores blocks of 4 consecutive inputs (recipe block_dims [4, 1]) by average or max magnitude', () => {
+  // One output channel, three blocks: averages 1, 10 and 2.5; pruning a third removes the first block only.
+  const fourInputs = { outputs: 1, inputs: 4 };
   const data = Float32Array.of(1, 1, 1, 1, 10, -10, 10, -10, 0, 0, 0, 10);
-  magnitudePrune(data, 1, 12, 1 / 3, [1, 4], 'avg');
+  magnitudePrune(data, 1, 12, 1 / 3, { block: fourInputs, pooling: 'avg' });
   assert.deepEqual([...data], [0, 0, 0, 0, 10, -10, 10, -10, 0, 0, 0, 10]);
   const maxPooled = Float32Array.of(1, 1, 1, 1, 10, -10, 10, -10, 0, 0, 0, 10);
-  magnitudePrune(maxPooled, 1, 12, 1 / 3, [1, 4], 'max');
+  magnitudePrune(maxPooled, 1, 12, 1 / 3, { block: fourInputs, pooling: 'max' });
   assert.deepEqual([...maxPooled], [0, 0, 0, 0, 10, -10, 10, -10, 0, 0, 0, 10]);
 });
 
@@ -77,7 +78,8 @@ test('recipes in the Intel format parse; unknown keys and bad values are named',
     0.9,
   );
   assert.equal(block.targetSparsity, 0.9);
-  assert.deepEqual(block.blockDims, [1, 4]);
+  // block_dims is [in, out]: [1, 4] is 4 consecutive output channels at one input.
+  assert.deepEqual(block.block, { outputs: 4, inputs: 1 });
   const quantization = parseQuantizationRecipe(
     recipe('q.json', {
       quantization_begin: 0,
@@ -111,6 +113,20 @@ test('recipes in the Intel format parse; unknown keys and bad values are named',
       prune_layer_types: { Embedding: { name: 'weight' } },
     }),
     /prune_layer_types/,
+  );
+  expectError(
+    recipe('dims3.json', {
+      pruning_fn: 'block_structured_magnitude',
+      pruning_fn_default_kwargs: { target_sparsity: 0.5, block_dims: [1, 4, 1] },
+    }),
+    /"block_dims" has 3 dimensions but a Linear weight has 2/,
+  );
+  expectError(
+    recipe('dims0.json', {
+      pruning_fn: 'block_structured_magnitude',
+      pruning_fn_default_kwargs: { target_sparsity: 0.5, block_dims: [0, 4] },
+    }),
+    /"block_dims" must be a positive integer or a list \[in, out\]/,
   );
   expectError(join(root, 'absent.json'), /not found/);
   assert.throws(

@@ -4,6 +4,7 @@ import type { Family, Task } from '../checkpoint/model-config.js';
 import { writeSafetensors } from '../checkpoint/safetensors.js';
 import { bertTokenizerConfig, bertTokenizerJson } from '../checkpoint/tokenizer-files.js';
 import { writeTorchBin } from '../checkpoint/torch-bin.js';
+import { BlockSplitError, blockNotation, describeBlock, type PruningBlock } from '../sparsity/block.js';
 import { magnitudePrune } from '../sparsity/prune.js';
 import { syntheticVocabulary } from './synthetic-vocab.js';
 
@@ -37,10 +38,17 @@ export interface GenerateOptions {
   labels?: string[];
   /** A folder holding a real tokenizer.json (or vocab.txt); otherwise a small synthetic WordPiece vocabulary. */
   tokenizerDir?: string;
-  /** Zero this fraction of each encoder Linear by magnitude, as a Prune OFA checkpoint would arrive. */
+  /**
+   * Zero this fraction of each encoder Linear by magnitude (blocks scored by average |w|, the nearest whole number of
+   * blocks), as a Prune OFA checkpoint would arrive.
+   */
   sparsity?: number;
-  /** Pruning blocks over the torch weight [out, in]: [1, 4] is the recipe's block_structured 1x4 along the input. */
-  sparsityBlock?: [number, number];
+  /**
+   * The pruning block by axis (default 1 x 1, unstructured). `{ outputs: 4, inputs: 1 }` is recipe block_dims [1, 4],
+   * Intel's "1x4 block": 4 consecutive output channels at one input; `{ outputs: 1, inputs: 4 }` is 4 consecutive
+   * inputs of one output channel.
+   */
+  sparsityBlock?: PruningBlock;
 }
 
 /** Deterministic normal samples (mulberry32 + Box-Muller) so a seed always yields the same checkpoint. */
@@ -164,8 +172,19 @@ function buildTensors(
   const linear = (module: string, inFeatures: number, outFeatures: number, prunable: boolean) => {
     const weight = normal(`${module}.weight`, [outFeatures, inFeatures]);
     normal(`${module}.bias`, [outFeatures]);
-    if (prunable && options.sparsity)
-      magnitudePrune(weight, outFeatures, inFeatures, options.sparsity, options.sparsityBlock);
+    if (prunable && options.sparsity) {
+      try {
+        magnitudePrune(weight, outFeatures, inFeatures, options.sparsity, {
+          block: options.sparsityBlock,
+          count: 'nearest',
+        });
+      } catch (error) {
+        if (!(error instanceof BlockSplitError)) throw error;
+        throw new Error(
+          `sparsityBlock ${blockNotation(error.block)} (${describeBlock(error.block)}) does not fit ${module}.weight: ${error.message}`,
+        );
+      }
+    }
   };
   const layerNorm = (module: string) => {
     normal(`${module}.weight`, [h], 1, 0.02);

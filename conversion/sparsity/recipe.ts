@@ -1,15 +1,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { ConversionError } from '../errors.js';
+import { blockFromBlockDims, unstructuredBlock, type PruningBlock } from './block.js';
 
 /**
  * Recipes in the IntelLabs Model-Compression-Research-Package JSON format (the one Prune OFA was trained with).
  * Schedule keys are accepted and recorded but a one-shot conversion has no steps to schedule.
  */
 export interface PruningRecipe {
+  /** The recipe file, for errors found when the recipe is applied. */
+  path: string;
   pruningFn: 'unstructured_magnitude' | 'block_structured_magnitude' | 'pattern_lock';
   targetSparsity: number;
-  /** [rows, cols] of a block over the torch weight [out, in]; [1, 1] for unstructured. */
-  blockDims: [number, number];
+  /**
+   * The block, by axis. `block_dims` is [in, out] as the package reads it: [1, 4] is 4 consecutive output channels
+   * at one input (Intel's "1x4 block"); 1 x 1 for unstructured_magnitude and pattern_lock.
+   */
+  block: PruningBlock;
   poolingType: 'avg' | 'max';
   notToPrune: string[];
   source: Record<string, unknown>;
@@ -110,17 +116,14 @@ export function parsePruningRecipe(path: string, overrideSparsity?: number): Pru
   }
   if (pruningFn !== 'pattern_lock' && targetSparsity === 0)
     throw new ConversionError(path, '"pruning_fn_default_kwargs.target_sparsity" is required');
-  let blockDims: [number, number] = [1, 1];
+  let block = unstructuredBlock;
   if (pruningFn === 'block_structured_magnitude') {
-    const dims = kwargs.block_dims ?? [1, 4];
-    const pair = typeof dims === 'number' ? [1, dims] : dims;
-    if (!Array.isArray(pair) || pair.length !== 2 || pair.some((d) => !Number.isInteger(d) || d < 1)) {
-      throw new ConversionError(
-        path,
-        `"block_dims" must be [rows, cols] of positive integers, got ${JSON.stringify(dims)}`,
-      );
+    // The package's default block_dims is 1 (a 1 x 1 block).
+    try {
+      block = blockFromBlockDims(kwargs.block_dims ?? 1);
+    } catch (error) {
+      throw new ConversionError(path, `"block_dims" ${(error as Error).message}`);
     }
-    blockDims = pair as [number, number];
   }
   const poolingType = (kwargs.pooling_type as string | undefined) ?? 'avg';
   if (poolingType !== 'avg' && poolingType !== 'max')
@@ -133,9 +136,10 @@ export function parsePruningRecipe(path: string, overrideSparsity?: number): Pru
     );
   }
   return {
+    path,
     pruningFn,
     targetSparsity,
-    blockDims,
+    block,
     poolingType,
     notToPrune: stringList(path, raw.not_to_prune, 'not_to_prune'),
     source: raw,

@@ -80,7 +80,7 @@ export function generateCommand(args: string[]): void {
     labels: values.labels?.split(',').map((label) => label.trim()),
     tokenizerDir: values.tokenizer,
     sparsity: numberFlag(values.sparsity, '--sparsity', { min: 0, maxExclusive: 1 }),
-    sparsityBlock: [+block[1], +block[2]],
+    sparsityBlock: { outputs: +block[1], inputs: +block[2] },
   });
   console.log(`wrote ${dir}`);
 }

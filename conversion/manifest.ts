@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { encoderLinears, type ModelWeights } from './checkpoint/layout.js';
 import type { ModelSpec, Task } from './checkpoint/model-config.js';
 import type { GraphSignature } from './graph/bert-graph.js';
-import { blockDimsOf } from './sparsity/block.js';
+import { blockDimsOf, blockNotation, describeBlock } from './sparsity/block.js';
 import type { PruningRecipe, QuantizationRecipe } from './sparsity/recipe.js';
 import type { SparsityReport } from './sparsity/measure.js';
 import type { VerificationReport } from './verify/verify.js';
@@ -51,6 +51,17 @@ export interface Manifest {
       targetSparsity: number;
       /** The recipe's block_dims in the package's [in, out] order ([1, 4]: 4 output channels at one input). */
       blockDims: number[];
+      /** The same block by axis, in plain words. */
+      block: {
+        /** Consecutive output channels (rows of the torch weight [out, in]) per block. */
+        outputs: number;
+        /** Consecutive input positions (columns of the torch weight [out, in]) per block. */
+        inputs: number;
+        /** e.g. "1x4 (recipe block_dims [in, out])". */
+        notation: string;
+        /** e.g. "4 consecutive output channels at one input". */
+        description: string;
+      };
       prunedModules: number;
       warning: string;
     };
@@ -150,6 +161,12 @@ export function describePruning(recipe: PruningRecipe, prunedModules: number): M
     pruningFn: recipe.pruningFn,
     targetSparsity: recipe.targetSparsity,
     blockDims: blockDimsOf(recipe.block),
+    block: {
+      outputs: recipe.block.outputs,
+      inputs: recipe.block.inputs,
+      notation: `${blockNotation(recipe.block)} (recipe block_dims [in, out])`,
+      description: describeBlock(recipe.block),
+    },
     prunedModules,
     warning:
       'one-shot pruning without retraining: accuracy drops; Prune OFA prunes during pre-training with distillation and fine-tunes with the pattern locked',

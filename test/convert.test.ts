@@ -194,8 +194,14 @@ test("recipe block_dims [1, 4] (Intel's 1x4) zeroes whole blocks of 4 consecutiv
   );
   const encoderWeights = manifest.parameters.encoderLinearWeights;
   assert.equal(Math.round(manifest.sparsity.final.encoderLinearSparsity * encoderWeights), expectedZeros);
-  // blockDims stays the recipe's [in, out].
+  // The manifest names the axis; blockDims stays the recipe's [in, out].
   assert.deepEqual(manifest.sparsity.pruning?.blockDims, [1, 4]);
+  assert.deepEqual(manifest.sparsity.pruning?.block, {
+    outputs: 4,
+    inputs: 1,
+    notation: '1x4 (recipe block_dims [in, out])',
+    description: '4 consecutive output channels at one input',
+  });
   // The fp32 baseline holds the pruned weights transposed to [in, out]: a block of 4 torch rows (outputs) at one
   // column (input) is 4 consecutive values of one row there.
   const graph = decodeModel(readFileSync(join(outputDir, 'model.onnx'))).graph!;

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Family, Task } from '../../conversion/checkpoint/model-config.js';
 import { dimensionPresets, generateCheckpoint } from '../../conversion/generate/random-checkpoint.js';
+import { blockSplitProblem, describeBlock, parseBlockNotation } from '../../conversion/sparsity/block.js';
 import { UsageError, numberFlag } from './flags.js';
 
 export const generateUsage = `sbs generate --out <dir> [options]
@@ -13,8 +14,11 @@ Writes a seeded random-init checkpoint in Hugging Face layout (for tests and ben
   --labels A,B,...                 classification/NER labels (default SST-2 or CoNLL-2003 labels)
   --tokenizer <dir>                use a real tokenizer.json/vocab.txt from this folder (default: small synthetic vocab)
   --sparsity <0..1>                magnitude-prune encoder Linear weights, as a Prune OFA checkpoint arrives
-  --block 1x4                      prune in blocks (rows x cols of the torch weight [out, in]; 1x4: 4 inputs of one
-                                   output, the Intel "sparse-80-1x4-block" pattern); default 1x1 (unstructured)
+  --block <in>x<out>               prune in blocks, written as a recipe's block_dims [in, out] and Intel's model names
+                                   (with --sparsity; default 1x1, unstructured):
+                                   1x4: 4 consecutive output channels at one input (Intel's "1x4 block" Prune OFA
+                                        checkpoints, recipe block_dims [1, 4])
+                                   4x1: 4 consecutive inputs of one output channel
   --seed <n>                       (default 42)`;
 
 const tasks: Record<string, Task> = {
@@ -68,8 +72,18 @@ export function generateCommand(args: string[]): void {
   };
   if (dims.hiddenSize % dims.numHeads !== 0)
     throw new UsageError('--hidden must be divisible by --heads', generateUsage);
-  const block = /^(\d+)x(\d+)$/.exec(values.block ?? '1x1');
-  if (!block || +block[1] < 1 || +block[2] < 1) throw new UsageError('--block must look like 1x4', generateUsage);
+  const block = parseBlockNotation(values.block ?? '1x1');
+  if (!block) throw new UsageError(`--block must be <in>x<out> such as 1x4, got "${values.block}"`, generateUsage);
+  if (values.block !== undefined && values.sparsity === undefined)
+    throw new UsageError('--block needs --sparsity', generateUsage);
+  for (const [outFeatures, inFeatures] of [
+    [dims.hiddenSize, dims.hiddenSize],
+    [dims.intermediateSize, dims.hiddenSize],
+    [dims.hiddenSize, dims.intermediateSize],
+  ]) {
+    const problem = blockSplitProblem(block, outFeatures, inFeatures);
+    if (problem) throw new UsageError(`--block ${values.block} (${describeBlock(block)}): ${problem}`, generateUsage);
+  }
   const dir = generateCheckpoint({
     outDir: values.out,
     family: values.family as Family,
@@ -80,7 +94,7 @@ export function generateCommand(args: string[]): void {
     labels: values.labels?.split(',').map((label) => label.trim()),
     tokenizerDir: values.tokenizer,
     sparsity: numberFlag(values.sparsity, '--sparsity', { min: 0, maxExclusive: 1 }),
-    sparsityBlock: { outputs: +block[1], inputs: +block[2] },
+    sparsityBlock: block,
   });
   console.log(`wrote ${dir}`);
 }

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Manifest } from '../conversion/manifest.js';
 import { denseModelFile, int8ModelFile } from '../conversion/manifest.js';
-import type { EngineAddon, KernelPath, NativeEngine } from '../src/runtime/engine-addon.js';
+import type { EngineAddon, KernelPath, LinearKernel, NativeEngine } from '../src/runtime/engine-addon.js';
 import { engineWeights } from '../src/runtime/engine-weights.js';
 import { readModelFile } from '../src/runtime/onnx-initializers.js';
 
@@ -17,7 +17,7 @@ export interface LatencyBenchOptions {
   runs: number;
   secondsPerCase: number;
   /** The native engine; undefined times onnxruntime only. */
-  engine?: { addon: EngineAddon; isa?: KernelPath; sparseMaxQuadDensity?: number };
+  engine?: { addon: EngineAddon; isa?: KernelPath; linearKernel?: LinearKernel };
   /** Leave out the dense fp32 model (slow at large shapes). */
   skipFp32: boolean;
   log: (line: string) => void;
@@ -100,9 +100,7 @@ export async function benchModelLatency(
         engine = new options.engine.addon.Engine(weights.spec, weights.tensors, {
           threads,
           ...(options.engine.isa ? { isa: options.engine.isa } : {}),
-          ...(options.engine.sparseMaxQuadDensity !== undefined
-            ? { sparseMaxQuadDensity: options.engine.sparseMaxQuadDensity }
-            : {}),
+          ...(options.engine.linearKernel ? { linearKernel: options.engine.linearKernel } : {}),
         });
         if (threads === options.threads[0]) models.push({ model: basename(modelDir), engine: engine.info() });
       }

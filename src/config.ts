@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, numberFlag } from './commands/flags.js';
-import type { KernelPath } from './runtime/engine-addon.js';
+import type { KernelPath, LinearKernel } from './runtime/engine-addon.js';
 
 export type Precision = 'int8' | 'fp32';
 
@@ -24,14 +24,15 @@ export interface RuntimeConfig {
   engine: {
     /** Force a kernel path; default the best the CPU has. */
     isa?: KernelPath;
-    /** Linears with at most this share of non-zero 4-weight groups run on the sparse kernel. */
-    sparseMaxQuadDensity?: number;
+    /** Force one tile GEMM for every linear (default: each linear's fastest, from its measured densities). */
+    linearKernel?: LinearKernel;
     /** Where the addon is (default engine/build/Release/sbs_engine.node). */
     addonPath?: string;
   };
 }
 
 const kernelPaths: KernelPath[] = ['scalar', 'avx2', 'avxvnni', 'avx512vnni'];
+const linearKernels: LinearKernel[] = ['dense', 'sparse-quads', 'sparse-out-blocks'];
 
 /** --backend / BACKEND and the engine options, shared by serve, eval and loadtest. */
 export function parseRuntimeBackend(
@@ -47,12 +48,17 @@ export function parseRuntimeBackend(
   const kernel = isa ?? env.ENGINE_ISA;
   if (kernel !== undefined && !kernelPaths.includes(kernel as KernelPath))
     throw new UsageError(`--engine-isa must be one of ${kernelPaths.join(', ')}, got "${kernel}"`, usage);
-  const threshold = numberFlag(env.ENGINE_SPARSE_MAX_DENSITY, 'ENGINE_SPARSE_MAX_DENSITY', { min: 0 });
+  const linearKernel = env.ENGINE_LINEAR_KERNEL;
+  if (linearKernel !== undefined && !linearKernels.includes(linearKernel as LinearKernel))
+    throw new UsageError(
+      `ENGINE_LINEAR_KERNEL must be one of ${linearKernels.join(', ')}, got "${linearKernel}"`,
+      usage,
+    );
   return {
     backend: choice as BackendChoice,
     engine: {
       ...(kernel ? { isa: kernel as KernelPath } : {}),
-      ...(threshold !== undefined ? { sparseMaxQuadDensity: threshold } : {}),
+      ...(linearKernel ? { linearKernel: linearKernel as LinearKernel } : {}),
       ...(env.SBS_ENGINE_ADDON ? { addonPath: env.SBS_ENGINE_ADDON } : {}),
     },
   };

@@ -139,13 +139,13 @@ test('batch invariance: a row gives the same bits alone, in any batch, at any po
   }
 });
 
-test('every kernel path this CPU runs, and dense vs sparse kernels, give bit-identical outputs', async () => {
+test('every kernel path this CPU runs, and every linear kernel (dense, sparse quads, output blocks), give bit-identical outputs', async () => {
   const { supported } = addon.cpuInfo();
   assert.ok(supported.includes('scalar'));
   const model = models.get('bert-qa')!;
   const rows = randomRows([12, 40, 3], model.manifest.dimensions.vocabSize, 9);
   const reference = await (async () => {
-    const engine = engineRunner(addon, model, { isa: 'scalar', sparseMaxQuadDensity: 0 });
+    const engine = engineRunner(addon, model, { isa: 'scalar', linearKernel: 'dense' });
     try {
       return await engine.run(rows);
     } finally {
@@ -153,16 +153,15 @@ test('every kernel path this CPU runs, and dense vs sparse kernels, give bit-ide
     }
   })();
   for (const isa of supported) {
-    for (const sparseMaxQuadDensity of [0, 1]) {
-      const engine = engineRunner(addon, model, { isa, sparseMaxQuadDensity, threads: isa === 'scalar' ? 1 : 2 });
+    for (const linearKernel of ['dense', 'sparse-quads', 'sparse-out-blocks'] as const) {
+      const engine = engineRunner(addon, model, { isa, linearKernel, threads: isa === 'scalar' ? 1 : 2 });
       try {
         assert.equal(engine.kernelPath, isa);
-        const layers = engine.native.info().layers;
-        assert.match(layers, sparseMaxQuadDensity === 0 ? /qkv 0\/2 sparse/ : /qkv 2\/2 sparse/);
+        const { layers, linears } = engine.native.info();
+        assert.match(layers, new RegExp(`qkv: 2/2 ${linearKernel}`));
+        assert.ok(linears.every((linear) => linear.kernel === linearKernel));
         const outputs = await engine.run(rows);
-        outputs.forEach((row, r) =>
-          assertIdentical(row, reference[r], `${isa}, sparse threshold ${sparseMaxQuadDensity}, row ${r}`),
-        );
+        outputs.forEach((row, r) => assertIdentical(row, reference[r], `${isa}, ${linearKernel}, row ${r}`));
       } finally {
         await engine.release();
       }

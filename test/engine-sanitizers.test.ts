@@ -290,7 +290,7 @@ test(
     assert.match(result.stdout, /^SANITIZED RUN OK$/m, `no 'SANITIZED RUN OK' line${details}`);
     // Every kernel path the CPU has ran on every model, both kernel choices.
     for (const { name } of modelDirs) {
-      assert.match(result.stdout, new RegExp(`${name}: scalar, sparseMaxQuadDensity 0: ragged batches finite`));
+      assert.match(result.stdout, new RegExp(`${name}: scalar, dense: ragged batches finite`));
       assert.match(result.stdout, new RegExp(`${name}: bad weights refused`));
     }
   },

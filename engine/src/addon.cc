@@ -145,10 +145,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         if (name == "avx512" && !options.avx512_ops) throw std::invalid_argument("options.ops: this CPU has no AVX-512");
         options.avx512_ops = name == "avx512";
       }
-      Napi::Value threshold = o.Get("sparseMaxQuadDensity");
-      if (!threshold.IsUndefined()) {
-        if (!threshold.IsNumber()) throw std::invalid_argument("options.sparseMaxQuadDensity must be a number");
-        options.pack.sparse_max_quad_density = threshold.As<Napi::Number>().DoubleValue();
+      if (!o.Get("linearKernel").IsUndefined()) {
+        const std::string name = string_field(o, "options", "linearKernel", nullptr);
+        bool known = name == "auto";
+        for (LinearKernel k : {LinearKernel::dense, LinearKernel::sparse_quads, LinearKernel::out_blocks})
+          if (name == linear_kernel_name(k)) options.pack.force_kernel = known = true, options.pack.forced = k;
+        if (!known)
+          throw std::invalid_argument("options.linearKernel: auto, dense, sparse-quads or sparse-out-blocks, got \"" +
+                                      name + "\"");
       }
       TensorLookup lookup = [&](const std::string& name, TensorRef& out) {
         Napi::Value value = tensors.Get(name);
@@ -213,6 +217,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     out.Set("threads", engine->threads());
     out.Set("ops", engine->ops_name());
     out.Set("layers", engine->describe_layers());
+    Napi::Array linears = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const Engine::LinearReport& r : engine->linears()) {
+      Napi::Object linear = Napi::Object::New(env);
+      linear.Set("layer", r.layer);
+      linear.Set("name", r.name);
+      linear.Set("kernel", linear_kernel_name(r.packed->kernel));
+      Napi::Object densities = Napi::Object::New(env);
+      densities.Set("weights", r.packed->densities.weights);
+      densities.Set("quads", r.packed->densities.quads);
+      densities.Set("outputBlocks", r.packed->densities.out_blocks);
+      linear.Set("densities", densities);
+      linear.Set("packedBytes", double(r.packed->packed_bytes()));
+      linears.Set(i++, linear);
+    }
+    out.Set("linears", linears);
     return out;
   }
 

@@ -49,11 +49,13 @@ const char* op_name(Op op) {
 struct Engine::Activations {
   int K = 0, Kq = 0;
   AlignedBuffer<uint8_t> tiles;
+  AlignedBuffer<uint8_t> planar;  // the output-block kernel's layout of the same tiles, made per GEMM that needs it
   std::vector<float> scale;
   std::vector<int32_t> zero;
   size_t tile_bytes() const { return size_t(kTileRows) * Kq * 4; }
   uint8_t* tile(int t) { return tiles.data() + size_t(t) * tile_bytes(); }
   const uint8_t* tile(int t) const { return tiles.data() + size_t(t) * tile_bytes(); }
+  uint8_t* planar_tile(int t) { return planar.data() + size_t(t) * tile_bytes(); }
 };
 
 struct Engine::Scratch {
@@ -84,24 +86,39 @@ Engine::Engine(ModelWeights model, const EngineOptions& options)
   scratch_->hidden_q.Kq = (model_.spec.hidden + 3) / 4;
   scratch_->inner_q.K = model_.spec.intermediate;
   scratch_->inner_q.Kq = (model_.spec.intermediate + 3) / 4;
+  for (const LinearReport& r : linears()) uses_out_blocks_ |= r.packed->kernel == LinearKernel::out_blocks;
 }
 
 Engine::~Engine() = default;
 
+std::vector<Engine::LinearReport> Engine::linears() const {
+  static const char* const names[] = {"qkv", "attention_output", "intermediate", "output"};
+  std::vector<LinearReport> out;
+  for (size_t l = 0; l < model_.layers.size(); l++) {
+    const auto& layer = model_.layers[l];
+    const QuantizedLinear* linears[] = {&layer.qkv, &layer.attention_output, &layer.intermediate, &layer.output};
+    for (int kind = 0; kind < 4; kind++) out.push_back({int(l), names[kind], &linears[kind]->packed});
+  }
+  return out;
+}
+
 std::string Engine::describe_layers() const {
-  const char* names[] = {"qkv", "attention_output", "intermediate", "output"};
+  const std::vector<LinearReport> all = linears();
   std::ostringstream out;
   for (int kind = 0; kind < 4; kind++) {
-    int sparse = 0;
-    double density = 0;
-    for (const auto& layer : model_.layers) {
-      const QuantizedLinear* linears[] = {&layer.qkv, &layer.attention_output, &layer.intermediate, &layer.output};
-      sparse += linears[kind]->packed.sparse;
-      density += linears[kind]->packed.quad_density;
+    int counts[3] = {0, 0, 0};
+    double quads = 0, blocks = 0;
+    for (size_t i = kind; i < all.size(); i += 4) {
+      counts[int(all[i].packed->kernel)]++;
+      quads += all[i].packed->densities.quads;
+      blocks += all[i].packed->densities.out_blocks;
     }
+    const double layers = double(model_.layers.size());
     if (kind) out << "; ";
-    out << names[kind] << " " << sparse << "/" << model_.layers.size() << " sparse, quad density "
-        << density / model_.layers.size();
+    out << all[kind].name << ":";
+    for (LinearKernel k : {LinearKernel::dense, LinearKernel::sparse_quads, LinearKernel::out_blocks})
+      if (counts[int(k)]) out << " " << counts[int(k)] << "/" << model_.layers.size() << " " << linear_kernel_name(k);
+    out << " (quad density " << quads / layers << ", 4-output-block density " << blocks / layers << ")";
   }
   return out.str();
 }
@@ -165,6 +182,8 @@ void Engine::ensure_capacity(int tokens) {
   const size_t tiles = (n + kTileRows - 1) / kTileRows;
   for (Activations* a : {&s.hidden_q, &s.inner_q}) {
     a->tiles.reserve_discard(tiles * a->tile_bytes());
+    // A 64-token planar tile has the packed tile's size (Kq * 4 rows of 64 bytes).
+    if (uses_out_blocks_) a->planar.reserve_discard(tiles * a->tile_bytes());
     a->scale.resize(n);
     a->zero.resize(n);
   }
@@ -186,18 +205,29 @@ void Engine::quantize_token(const float* row, int m, int tokens, Activations& a)
                              &a.zero[size_t(m)]);
 }
 
-void Engine::gemm(const QuantizedLinear& w, const std::vector<int>& split, const Activations& a, int tokens, float* y,
+void Engine::gemm(const QuantizedLinear& w, const std::vector<int>& split, Activations& a, int tokens, float* y,
                   int ldy, const float* residual, int ld_residual) {
   const PackedLinear& p = w.packed;
   const int tiles = (tokens + kTileRows - 1) / kTileRows;
+  if (p.kernel == LinearKernel::out_blocks) {
+    // Each quantized activation feeds exactly one linear, so its planar tiles are made here, split by quad rows.
+    constexpr int kQuadsPerTask = 64;
+    const int parts = (a.Kq + kQuadsPerTask - 1) / kQuadsPerTask;
+    pool_.parallel_for(tiles * parts, [&](int task, int) {
+      const int t = task / parts, kq0 = (task % parts) * kQuadsPerTask, nkq = std::min(kQuadsPerTask, a.Kq - kq0);
+      const int mt = ceil16(std::min(kTileRows, tokens - t * kTileRows));
+      kernels_.planarize(a.tile(t) + size_t(kq0) * mt * 4, mt, nkq, a.planar_tile(t) + size_t(kq0) * 4 * kPlanarChunk);
+    });
+  }
   pool_.parallel_for(int(split.size()) - 1, [&](int part, int) {
     alignas(64) int32_t acc[kMaxTileRows * kChannelGroup];
     const DenseWeightsView dense = p.dense_view();
     const SparseWeightsView sparse = p.sparse_view();
+    const OutBlockWeightsView blocks = p.out_block_view();
     // Sparse weights: tiles outer when a whole tile fits L1 (K = 768: 48 KiB) so it stays there across the part's groups, whose
     // weights come from DRAM for the first tile and from L2 after; groups outer for long K, whose tiles the
     // kernel walks in L1-sized blocks anyway and whose weights (K = 3072) would not stay in L2 (model bench).
-    const bool tiles_outer = p.sparse && size_t(a.Kq) * kTileRows * 4 <= 48 * 1024;
+    const bool tiles_outer = p.sparse() && size_t(a.Kq) * kTileRows * 4 <= 48 * 1024;
     const int groups = (split[part + 1] - split[part] + kChannelGroup - 1) / kChannelGroup;
     for (int i = 0; i < groups * tiles; i++) {
       const int n0 = split[part] + (tiles_outer ? i % groups : i / tiles) * kChannelGroup;
@@ -206,7 +236,9 @@ void Engine::gemm(const QuantizedLinear& w, const std::vector<int>& split, const
       {
         const int m0 = t * kTileRows;
         const int rows = std::min(kTileRows, tokens - m0);
-        if (p.sparse)
+        if (p.kernel == LinearKernel::out_blocks)
+          kernels_.out_block_gemm(a.planar_tile(t), ceil16(rows), blocks, n0, nc, acc);
+        else if (p.kernel == LinearKernel::sparse_quads)
           kernels_.sparse_gemm(a.tile(t), ceil16(rows), sparse, n0, nc, acc);
         else
           kernels_.dense_gemm(a.tile(t), ceil16(rows), dense, n0, nc, acc);

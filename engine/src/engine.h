@@ -52,8 +52,15 @@ class Engine {
   Isa isa() const { return kernels_.isa; }
   int threads() const { return pool_.size(); }
   const char* ops_name() const { return ops_.name; }
-  // Per linear kind: how many layers run on the sparse kernel, and their mean quad density.
+  // Per linear kind: how many layers run on each kernel, and the mean densities packing measured.
   std::string describe_layers() const;
+  // Every encoder linear in order (layer, name, kernel, measured densities).
+  struct LinearReport {
+    int layer;
+    const char* name;
+    const PackedLinear* packed;
+  };
+  std::vector<LinearReport> linears() const;
   // Seconds per operator type over every run so far, and the run count; safe to read while a run is going on.
   std::array<double, size_t(Op::count)> profile_seconds() const;
   uint64_t profiled_runs() const;
@@ -64,8 +71,8 @@ class Engine {
   void ensure_capacity(int tokens);
   void clear_tile_padding(int tokens, Activations& a);
   void quantize_token(const float* row, int m, int tokens, Activations& a);
-  void gemm(const QuantizedLinear& w, const std::vector<int>& split, const Activations& a, int tokens, float* y,
-            int ldy, const float* residual, int ld_residual);
+  void gemm(const QuantizedLinear& w, const std::vector<int>& split, Activations& a, int tokens, float* y, int ldy,
+            const float* residual, int ld_residual);
 
   ModelWeights model_;
   const KernelSet& kernels_;
@@ -75,6 +82,7 @@ class Engine {
   std::array<double, size_t(Op::count)> op_seconds_{};  // guarded by profile_mutex_
   uint64_t profiled_runs_ = 0;                          // guarded by profile_mutex_
   std::atomic<bool> busy_{false};
+  bool uses_out_blocks_ = false;
   // Channel splits per layer and linear (qkv, attention_output, intermediate, output), one range per thread.
   std::vector<std::array<std::vector<int>, 4>> splits_;
 

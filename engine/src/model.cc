@@ -54,8 +54,9 @@ QuantizedLinear quantized_linear(const Loader& loader, const std::string& name, 
   linear.bias = loader.floats(name + ".bias", N);
   for (float s : linear.scale)
     if (!(s > 0) || s != s) throw std::runtime_error("weights: " + name + ".scale holds a non-positive scale");
-  bool sparse = quad_density(w, K, N) <= options.sparse_max_quad_density;
-  linear.packed = pack_linear(w, K, N, sparse);
+  const LinearKernel kernel =
+      options.force_kernel ? options.forced : choose_kernel(measure_densities(w, K, N), K, N, options.costs);
+  linear.packed = pack_linear(w, K, N, kernel);
   return linear;
 }
 

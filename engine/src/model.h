@@ -65,8 +65,11 @@ struct ModelWeights {
 };
 
 struct PackOptions {
-  // A linear runs on the sparse kernel when its share of non-zero weight quads is at most this.
-  double sparse_max_quad_density = 0.45;
+  // Each linear runs on the kernel choose_kernel() estimates fastest for its weights, unless one is forced (tests
+  // and benchmarks compare kernels on the same model this way; outputs are bit-identical on every kernel).
+  KernelCosts costs;
+  bool force_kernel = false;
+  LinearKernel forced = LinearKernel::dense;
 };
 
 // Validates every tensor's presence, type and length against the spec and packs the encoder linears.

@@ -9,10 +9,22 @@ import { fileURLToPath } from 'node:url';
 import type { EngineSpec, EngineTensors } from './engine-weights.js';
 
 export type KernelPath = 'scalar' | 'avx2' | 'avxvnni' | 'avx512vnni';
+/** The tile GEMM a linear runs on: chosen per linear from its measured densities unless forced. */
+export type LinearKernel = 'dense' | 'sparse-quads' | 'sparse-out-blocks';
+
+/** What the engine measured of one encoder linear's weights and which kernel it chose. */
+export interface EngineLinear {
+  layer: number;
+  name: 'qkv' | 'attention_output' | 'intermediate' | 'output';
+  kernel: LinearKernel;
+  /** Shares of non-zero weights, of non-zero 4-input quads, and of non-zero (4-output-channel block, input) pairs. */
+  densities: { weights: number; quads: number; outputBlocks: number };
+  packedBytes: number;
+}
 
 export interface NativeEngine {
   run(ids: Int32Array, typeIds: Int32Array | null, offsets: Int32Array): Promise<Float32Array[]>;
-  info(): { isa: KernelPath; threads: number; ops: string; layers: string };
+  info(): { isa: KernelPath; threads: number; ops: string; layers: string; linears: EngineLinear[] };
   profile(): { runs: number; seconds: Record<string, number> };
   dispose(): void;
 }
@@ -21,7 +33,12 @@ export interface EngineAddon {
   Engine: new (
     spec: EngineSpec,
     tensors: EngineTensors,
-    options: { threads: number; isa?: KernelPath; sparseMaxQuadDensity?: number; ops?: 'avx512' | 'portable' },
+    options: {
+      threads: number;
+      isa?: KernelPath;
+      linearKernel?: LinearKernel | 'auto';
+      ops?: 'avx512' | 'portable';
+    },
   ) => NativeEngine;
   cpuInfo(): { best: KernelPath; supported: KernelPath[]; ops: 'avx512' | 'portable' };
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { int8ModelFile, type Manifest } from '../../conversion/manifest.js';
 import type { BatchRow } from '../batcher/batcher.js';
-import type { EngineAddon, KernelPath, NativeEngine } from './engine-addon.js';
+import type { EngineAddon, KernelPath, LinearKernel, NativeEngine } from './engine-addon.js';
 import { engineWeights } from './engine-weights.js';
 import { readModelFile } from './onnx-initializers.js';
 import type { ModelRunner, RowOutputs } from './runner.js';
@@ -10,8 +10,8 @@ export interface EngineSettings {
   threads: number;
   /** Force a kernel path (default: the best the CPU has). */
   isa?: KernelPath;
-  /** Linears with at most this share of non-zero weight quads run on the sparse kernel. */
-  sparseMaxQuadDensity?: number;
+  /** Force one kernel for every linear (default: each linear's fastest for its weights). */
+  linearKernel?: LinearKernel;
   /** Force the portable attention / GELU / LayerNorm (default: AVX-512 where the CPU has it). */
   ops?: 'avx512' | 'portable';
 }
@@ -40,7 +40,7 @@ export class EngineRunner implements ModelRunner {
     const engine = new addon.Engine(spec, tensors, {
       threads: settings.threads,
       ...(settings.isa ? { isa: settings.isa } : {}),
-      ...(settings.sparseMaxQuadDensity !== undefined ? { sparseMaxQuadDensity: settings.sparseMaxQuadDensity } : {}),
+      ...(settings.linearKernel ? { linearKernel: settings.linearKernel } : {}),
       ...(settings.ops ? { ops: settings.ops } : {}),
     });
     return new EngineRunner(engine, manifest.task, manifest.signature.outputs, spec.labels, spec.typeVocab > 0);

@@ -9,7 +9,12 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Manifest } from '../../conversion/manifest.js';
-import { loadEngineAddon, type EngineAddon, type KernelPath } from '../../src/runtime/engine-addon.js';
+import {
+  loadEngineAddon,
+  type EngineAddon,
+  type KernelPath,
+  type LinearKernel,
+} from '../../src/runtime/engine-addon.js';
 import { EngineRunner } from '../../src/runtime/engine-runner.js';
 import { engineWeights, type EngineSpec, type EngineTensors } from '../../src/runtime/engine-weights.js';
 import { readModelFile } from '../../src/runtime/onnx-initializers.js';
@@ -59,12 +64,12 @@ async function raggedRuns(
   addon: EngineAddon,
   model: Model,
   isa: KernelPath,
-  sparseMaxQuadDensity: number,
+  linearKernel: LinearKernel,
 ): Promise<void> {
   const engine = EngineRunner.create(addon, model.dir, model.manifest, {
     threads: isa === 'scalar' ? 1 : 2,
     isa,
-    sparseMaxQuadDensity,
+    linearKernel,
   });
   try {
     assert.equal(engine.kernelPath, isa);
@@ -76,13 +81,13 @@ async function raggedRuns(
       assert.equal(outputs.length, rows.length);
       outputs.forEach((row, r) => {
         for (const [name, values] of Object.entries(row)) {
-          assert.ok(values.length > 0, `${model.name} ${isa}/${sparseMaxQuadDensity}: ${name} of row ${r} is empty`);
+          assert.ok(values.length > 0, `${model.name} ${isa}/${linearKernel}: ${name} of row ${r} is empty`);
           if (model.manifest.task === 'question-answering')
             assert.equal(values.length, lengths[r], `${name} of row ${r}: length`);
           for (let i = 0; i < values.length; i++)
             assert.ok(
               Number.isFinite(values[i]),
-              `${model.name} ${isa}/${sparseMaxQuadDensity}: ${name}[${i}] of row ${r} is ${values[i]}`,
+              `${model.name} ${isa}/${linearKernel}: ${name}[${i}] of row ${r} is ${values[i]}`,
             );
         }
       });
@@ -297,7 +302,7 @@ function badWeights(addon: EngineAddon, model: Model): void {
     ['zero threads', attempt(() => {}, {}, { threads: 0 }), /threads must be 1\.\.256/],
     ['unknown isa', attempt(() => {}, {}, { threads: 1, isa: 'mmx' }), /unknown kernel path "mmx"/],
     ['bad ops', attempt(() => {}, {}, { threads: 1, ops: 'sse' }), /avx512 or portable/],
-    ['string threshold', attempt(() => {}, {}, { threads: 1, sparseMaxQuadDensity: 'x' }), /must be a number/],
+    ['unknown linear kernel', attempt(() => {}, {}, { threads: 1, linearKernel: 'x' }), /linearKernel: auto, dense/],
     ['no arguments', () => new (addon.Engine as unknown as new () => unknown)(), /three objects expected/],
   ];
   for (const [what, run, message] of refusals) assert.throws(run, message, `${model.name}: ${what}`);
@@ -333,9 +338,9 @@ async function main(): Promise<void> {
   assert.ok(supported.includes('scalar'));
   for (const model of models) {
     for (const isa of supported)
-      for (const density of [0, 1]) {
-        await raggedRuns(addon, model, isa, density);
-        log(`${model.name}: ${isa}, sparseMaxQuadDensity ${density}: ragged batches finite`);
+      for (const linearKernel of ['dense', 'sparse-quads', 'sparse-out-blocks'] as const) {
+        await raggedRuns(addon, model, isa, linearKernel);
+        log(`${model.name}: ${isa}, ${linearKernel}: ragged batches finite`);
       }
     if (ops === 'avx512') {
       await portableOps(addon, model);

@@ -60,21 +60,31 @@ inline void scalar_mac_quad(const uint8_t* row, int Mt, int32_t q, int32_t* sums
 
 void qu8s8_gemm_dense_scalar(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc);
 void qu8s8_spmm_scalar(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc, int32_t* acc);
+void qu8s8_spmm_ob4_scalar(const uint8_t* planar, int Mt, const OutBlockWeightsView& w, int n0, int nc,
+                           int32_t* acc);
+void u8_planarize_tile_scalar(const uint8_t* tile, int Mt, int Kq, uint8_t* planar);
 void qu8s8_gemm_epilogue_scalar(const int32_t* acc, int rows, int nc, const EpilogueParams& p, float* y, int ldy);
 void u8_quantize_pack_row_scalar(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero);
 
 #if SBS_KERNELS_X86
 void qu8s8_gemm_dense_avx2(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc);
 void qu8s8_spmm_avx2(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc, int32_t* acc);
+void qu8s8_spmm_ob4_avx2(const uint8_t* planar, int Mt, const OutBlockWeightsView& w, int n0, int nc, int32_t* acc);
+void u8_planarize_tile_avx2(const uint8_t* tile, int Mt, int Kq, uint8_t* planar);
 void qu8s8_gemm_epilogue_avx2(const int32_t* acc, int rows, int nc, const EpilogueParams& p, float* y, int ldy);
 void u8_quantize_pack_row_avx2(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero);
 
 void qu8s8_gemm_dense_avxvnni(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc);
 void qu8s8_spmm_avxvnni(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc, int32_t* acc);
+void qu8s8_spmm_ob4_avxvnni(const uint8_t* planar, int Mt, const OutBlockWeightsView& w, int n0, int nc,
+                            int32_t* acc);
 
 void qu8s8_gemm_dense_avx512vnni(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc,
                                  int32_t* acc);
 void qu8s8_spmm_avx512vnni(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc, int32_t* acc);
+void qu8s8_spmm_ob4_avx512vnni(const uint8_t* planar, int Mt, const OutBlockWeightsView& w, int n0, int nc,
+                               int32_t* acc);
+void u8_planarize_tile_avx512(const uint8_t* tile, int Mt, int Kq, uint8_t* planar);
 void qu8s8_gemm_epilogue_avx512(const int32_t* acc, int rows, int nc, const EpilogueParams& p, float* y, int ldy);
 void u8_quantize_pack_row_avx512(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero);
 #endif

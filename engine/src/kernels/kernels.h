@@ -9,6 +9,15 @@
 //   quad index kq[e] (ascending, uint16: 6 bytes per entry with its quad, which matters because a whole model's
 //   sparse weights stream from DRAM every forward pass; pack_linear refuses K > 4 * 65536) and the 4 weights
 //   quads[e]. 1x4 blocks along K are exactly one quad each.
+// - Output-block weights (Intel's "1x4" pattern: 4 consecutive output channels share their zeros): channels go in
+//   blocks of 4 (block b = channels 4b..4b+3, past N zero); each block lists the inputs k where any of its channels
+//   is non-zero, ascending, taken 4 at a time as "tuples" (the last padded with its final k and zero weights).
+//   Tuples [block_begin[b], block_begin[b+1]) hold inputs k[4t..4t+3] and one dword per channel, w[4t + c] with
+//   byte j = W[k[4t+j]][4b+c].
+// - Planar tile (the output-block kernel's activations): ceil(Mt/64) chunks of 64 tokens, each Kq*4 rows of 64
+//   bytes; row k of a chunk holds A[m][k] of its tokens at byte planar_position(m % 64), which swaps the 2-bit
+//   fields of m = 16i + 4L + d to 16L + 4i + d: the in-lane byte/word unpacks of 4 rows then give 16 consecutive
+//   tokens per zmm (8 per ymm). Tokens past the tile's rows and rows k >= K are zero.
 // - Accumulator block: acc[m * 16 + c] for token m < Mt and channel c < 16 of a 16-channel group.
 #pragma once
 
@@ -20,6 +29,9 @@ namespace sbs {
 
 constexpr int kChannelGroup = 16;
 constexpr int kMaxTileRows = 128;
+constexpr int kPlanarChunk = 64;
+constexpr int kOutBlock = 4;
+inline int planar_position(int m) { return (m & ~63) | ((m & 12) << 2) | ((m & 48) >> 2) | (m & 3); }
 
 enum class Isa { scalar, avx2, avxvnni, avx512vnni };
 const char* isa_name(Isa isa);
@@ -39,10 +51,25 @@ struct SparseWeightsView {
   int N, K, Kq;
 };
 
+struct OutBlockWeightsView {
+  const uint32_t* block_begin;
+  const uint16_t* k;
+  const int32_t* w;
+  int N, K, Kq;
+};
+
 // acc[m*16 + c] = sum_k A[m][k] * W[k][n0 + c] for m < Mt, c < nc (nc <= 16); entries c >= nc are unspecified.
 using DenseGemmTileFn = void (*)(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc);
 using SparseGemmTileFn = void (*)(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc,
                                   int32_t* acc);
+// The same contract on a planar tile; n0 is a multiple of 4.
+using OutBlockGemmTileFn = void (*)(const uint8_t* planar, int Mt, const OutBlockWeightsView& w, int n0, int nc,
+                                    int32_t* acc);
+// Rewrites a packed tile of Mt tokens and Kq quad rows as its planar tile (planar_bytes(Kq, Mt) bytes).
+using PlanarizeTileFn = void (*)(const uint8_t* tile, int Mt, int Kq, uint8_t* planar);
+inline size_t planar_bytes(int Kq, int Mt) {
+  return size_t((Mt + kPlanarChunk - 1) / kPlanarChunk) * size_t(Kq) * 4 * kPlanarChunk;
+}
 
 struct EpilogueParams {
   const float* a_scale;     // [rows] per-token activation scale
@@ -68,37 +95,71 @@ struct KernelSet {
   Isa isa;
   DenseGemmTileFn dense_gemm;
   SparseGemmTileFn sparse_gemm;
+  OutBlockGemmTileFn out_block_gemm;
   GemmEpilogueFn epilogue;
   QuantizePackRowFn quantize_pack_row;
+  PlanarizeTileFn planarize;
 };
 // The kernels of one ISA; only call with isa_supported(isa).
 const KernelSet& kernels_for(Isa isa);
 
+// Which tile GEMM runs a linear layer.
+enum class LinearKernel { dense, sparse_quads, out_blocks };
+const char* linear_kernel_name(LinearKernel kernel);
+
+// What packing measured of a linear's weights: the shares of non-zero weights, of non-zero quads (4 consecutive
+// inputs of one output) and of non-zero (4-output block, input) pairs; each kernel's work follows one of them.
+struct WeightDensities {
+  double weights = 1.0, quads = 1.0, out_blocks = 1.0;
+};
+WeightDensities measure_densities(const int8_t* w_kn, int K, int N);
+
+// Relative cost per unit of work of each kernel (dense = 1 per quad): measured with engine/bench/kernel-bench.
+struct KernelCosts {
+  double sparse_quad = 2.2;  // per non-zero quad
+  double out_block = 1.35;   // per (tuple, channel): 4 multiply-adds of one channel
+};
+// The kernel with the least estimated time for these weights; the choice comes from the weights alone.
+LinearKernel choose_kernel(const WeightDensities& d, int K, int N, const KernelCosts& costs);
+
 // Owning packed weights of one linear layer, built once at load from the ONNX layout W[K][N] (row-major s8).
 struct PackedLinear {
   int K = 0, N = 0, Kq = 0;
-  bool sparse = false;
+  LinearKernel kernel = LinearKernel::dense;
+  WeightDensities densities;
   double quad_density = 1.0;              // non-zero quads / all quads
-  std::vector<int32_t> dense;             // N * Kq when !sparse
-  std::vector<uint32_t> row_begin;        // when sparse
-  std::vector<uint16_t> kq;               // when sparse
-  std::vector<int32_t> quads;             // when sparse
+  std::vector<int32_t> dense;             // N * Kq when dense
+  std::vector<uint32_t> row_begin;        // when sparse_quads
+  std::vector<uint16_t> kq;               // when sparse_quads
+  std::vector<int32_t> quads;             // when sparse_quads
+  std::vector<uint32_t> block_begin;      // when out_blocks: ceil(N/4) + 1
+  std::vector<uint16_t> block_k;          // when out_blocks: 4 per tuple
+  std::vector<int32_t> block_w;           // when out_blocks: 4 per tuple
   std::vector<int32_t> w_sum;             // N
+  bool sparse() const { return kernel != LinearKernel::dense; }
   DenseWeightsView dense_view() const { return {dense.data(), N, K, Kq}; }
   SparseWeightsView sparse_view() const { return {row_begin.data(), kq.data(), quads.data(), N, K, Kq}; }
-  // Work units of channel n (quads it multiplies), for splitting channels between threads.
-  size_t channel_work(int n) const { return sparse ? row_begin[n + 1] - row_begin[n] : size_t(Kq); }
-  // Bytes of the packed sparse weights (what a forward pass streams when they do not fit the cache).
-  size_t sparse_bytes() const {
-    return row_begin.size() * sizeof(row_begin[0]) + kq.size() * sizeof(kq[0]) + quads.size() * sizeof(quads[0]);
+  OutBlockWeightsView out_block_view() const { return {block_begin.data(), block_k.data(), block_w.data(), N, K, Kq}; }
+  // Work units of channel n (quads, or tuples: 4 multiply-adds each), for splitting channels between threads.
+  size_t channel_work(int n) const {
+    switch (kernel) {
+      case LinearKernel::sparse_quads: return row_begin[n + 1] - row_begin[n];
+      case LinearKernel::out_blocks: return block_begin[n / kOutBlock + 1] - block_begin[n / kOutBlock];
+      default: return size_t(Kq);
+    }
+  }
+  // Bytes of the packed weights (what a forward pass streams when they do not fit the cache).
+  size_t packed_bytes() const {
+    return dense.size() * 4 + row_begin.size() * 4 + kq.size() * 2 + quads.size() * 4 + block_begin.size() * 4 +
+           block_k.size() * 2 + block_w.size() * 4;
   }
 };
 double quad_density(const int8_t* w_kn, int K, int N);
-// The largest K the sparse layout indexes (uint16 quad indices); pack_linear throws std::invalid_argument beyond.
+// The largest K the sparse layouts index (uint16 indices); pack_linear throws std::invalid_argument beyond.
 constexpr int kMaxSparseK = 4 * 65536;
-PackedLinear pack_linear(const int8_t* w_kn, int K, int N, bool sparse);
+constexpr int kMaxOutBlockK = 65536;
+PackedLinear pack_linear(const int8_t* w_kn, int K, int N, LinearKernel kernel);
 
-// Splits channel groups of 16 into `parts` contiguous ranges of about equal work; returns parts+1 channel bounds.
 std::vector<int> split_channels(const PackedLinear& w, int parts);
 
 }  // namespace sbs

@@ -17,13 +17,15 @@ export interface LatencyBenchOptions {
   runs: number;
   secondsPerCase: number;
   /** The native engine; undefined times onnxruntime only. */
-  engine?: { addon: EngineAddon; isa?: KernelPath; linearKernel?: LinearKernel };
+  engine?: { addon: EngineAddon; isa?: KernelPath; linearKernel?: LinearKernel; attention?: 'int8' | 'fp32' };
+  /** Also time the engine with fp32 attention (variant engineFp32Attention), alternating with the others. */
+  compareAttention?: boolean;
   /** Leave out the dense fp32 model (slow at large shapes). */
   skipFp32: boolean;
   log: (line: string) => void;
 }
 
-type Variant = 'fp32' | 'int8' | 'engine';
+type Variant = 'fp32' | 'int8' | 'engine' | 'engineFp32Attention';
 
 export interface LatencyRow {
   model: string;
@@ -41,6 +43,8 @@ export interface LatencyRow {
   engineVsFp32?: number;
   /** Engine milliseconds per run by operator type, from this case's timed runs. */
   engineProfileMs?: Record<string, number>;
+  /** The same for the engine with fp32 attention, when compared. */
+  engineFp32AttentionProfileMs?: Record<string, number>;
   /** Engine GEMM throughput: dense-equivalent multiply-adds per second (what the sparse kernels save counts). */
   engineGemmEffectiveGmacs?: number;
 }
@@ -96,12 +100,22 @@ export async function benchModelLatency(
         : await ort.InferenceSession.create(join(modelDir, denseModelFile), sessionOptions);
       const int8 = await ort.InferenceSession.create(join(modelDir, int8ModelFile), sessionOptions);
       let engine: NativeEngine | undefined;
+      let engineFp32Attention: NativeEngine | undefined;
       if (options.engine && weights) {
-        engine = new options.engine.addon.Engine(weights.spec, weights.tensors, {
+        const engineOptions = {
           threads,
           ...(options.engine.isa ? { isa: options.engine.isa } : {}),
           ...(options.engine.linearKernel ? { linearKernel: options.engine.linearKernel } : {}),
+        };
+        engine = new options.engine.addon.Engine(weights.spec, weights.tensors, {
+          ...engineOptions,
+          ...(options.engine.attention ? { attention: options.engine.attention } : {}),
         });
+        if (options.compareAttention)
+          engineFp32Attention = new options.engine.addon.Engine(weights.spec, weights.tensors, {
+            ...engineOptions,
+            attention: 'fp32',
+          });
         if (threads === options.threads[0]) models.push({ model: basename(modelDir), engine: engine.info() });
       }
       for (const batch of options.batchSizes) {
@@ -114,8 +128,11 @@ export async function benchModelLatency(
           if (dense) runners.push(['fp32', () => dense.run(input)]);
           runners.push(['int8', () => int8.run(input)]);
           if (engine) runners.push(['engine', () => engine!.run(ids, null, offsets)]);
-          const times: Record<Variant, number[]> = { fp32: [], int8: [], engine: [] };
+          if (engineFp32Attention)
+            runners.push(['engineFp32Attention', () => engineFp32Attention!.run(ids, null, offsets)]);
+          const times: Record<Variant, number[]> = { fp32: [], int8: [], engine: [], engineFp32Attention: [] };
           const profileBefore = engine?.profile();
+          const fp32AttentionProfileBefore = engineFp32Attention?.profile();
           let engineTimedRuns = 0;
           const deadline = performance.now() + options.secondsPerCase * 1000;
           do {
@@ -148,14 +165,17 @@ export async function benchModelLatency(
           if (m.fp32) row.int8VsFp32 = m.fp32 / m.int8!;
           if (m.engine) row.engineVsInt8 = m.int8! / m.engine;
           if (m.engine && m.fp32) row.engineVsFp32 = m.fp32 / m.engine;
-          if (engine && profileBefore) {
-            const after = engine.profile();
-            row.engineProfileMs = Object.fromEntries(
-              Object.entries(after.seconds).map(([op, s]) => [
+          const perRun = (native: NativeEngine, before: ReturnType<NativeEngine['profile']>) =>
+            Object.fromEntries(
+              Object.entries(native.profile().seconds).map(([op, s]) => [
                 op,
-                ((s - profileBefore.seconds[op]) * 1000) / engineTimedRuns,
+                ((s - before.seconds[op]) * 1000) / engineTimedRuns,
               ]),
             );
+          if (engineFp32Attention && fp32AttentionProfileBefore)
+            row.engineFp32AttentionProfileMs = perRun(engineFp32Attention, fp32AttentionProfileBefore);
+          if (engine && profileBefore) {
+            row.engineProfileMs = perRun(engine, profileBefore);
             const gemmMs = Object.entries(row.engineProfileMs)
               .filter(([op]) => op.startsWith('gemm'))
               .reduce((sum, [, ms]) => sum + ms, 0);
@@ -168,6 +188,7 @@ export async function benchModelLatency(
       await dense?.release();
       await int8.release();
       engine?.dispose();
+      engineFp32Attention?.dispose();
     }
   }
   const environment = {
@@ -189,7 +210,11 @@ const cell = (row: LatencyRow, key: Variant) =>
 const ratio = (value: number | undefined) => (value === undefined ? '–' : `${value.toFixed(2)}x`);
 
 export function formatRow(r: LatencyRow): string {
-  return `| ${r.model} | ${(r.encoderSparsity * 100).toFixed(0)}% | ${r.threads} | ${r.batch} | ${r.sequence} | ${cell(r, 'fp32')} | ${cell(r, 'int8')} | ${cell(r, 'engine')} | ${ratio(r.engineVsInt8)} | ${ratio(r.engineVsFp32)} | ${r.engineGemmEffectiveGmacs?.toFixed(0) ?? '–'} | ${r.runs} |`;
+  const line = `| ${r.model} | ${(r.encoderSparsity * 100).toFixed(0)}% | ${r.threads} | ${r.batch} | ${r.sequence} | ${cell(r, 'fp32')} | ${cell(r, 'int8')} | ${cell(r, 'engine')} | ${ratio(r.engineVsInt8)} | ${ratio(r.engineVsFp32)} | ${r.engineGemmEffectiveGmacs?.toFixed(0) ?? '–'} | ${r.runs} |`;
+  if (!r.engineFp32AttentionProfileMs || !r.engineProfileMs) return line;
+  const attention = r.engineProfileMs.attention;
+  const fp32Attention = r.engineFp32AttentionProfileMs.attention;
+  return `${line}\n  same run, engine with fp32 attention: ${cell(r, 'engineFp32Attention')} ms; attention op ${attention.toFixed(2)} ms (int8) vs ${fp32Attention.toFixed(2)} ms (fp32) = ${((100 * attention) / fp32Attention).toFixed(0)}%`;
 }
 
 /** The engine's time per operator type for one case, largest first, as a Markdown table. */

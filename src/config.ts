@@ -24,6 +24,8 @@ export interface RuntimeConfig {
   engine: {
     /** Force a kernel path; default the best the CPU has. */
     isa?: KernelPath;
+    /** fp32 attention instead of int8 (default int8 where the CPU has AVX512-VNNI). */
+    attention?: 'int8' | 'fp32';
     /** Force one tile GEMM for every linear (default: each linear's fastest, from its measured densities). */
     linearKernel?: LinearKernel;
     /** Where the addon is (default engine/build/Release/sbs_engine.node). */
@@ -48,6 +50,9 @@ export function parseRuntimeBackend(
   const kernel = isa ?? env.ENGINE_ISA;
   if (kernel !== undefined && !kernelPaths.includes(kernel as KernelPath))
     throw new UsageError(`--engine-isa must be one of ${kernelPaths.join(', ')}, got "${kernel}"`, usage);
+  const attention = env.ENGINE_ATTENTION;
+  if (attention !== undefined && attention !== 'int8' && attention !== 'fp32')
+    throw new UsageError(`ENGINE_ATTENTION must be int8 or fp32, got "${attention}"`, usage);
   const linearKernel = env.ENGINE_LINEAR_KERNEL;
   if (linearKernel !== undefined && !linearKernels.includes(linearKernel as LinearKernel))
     throw new UsageError(
@@ -59,6 +64,7 @@ export function parseRuntimeBackend(
     engine: {
       ...(kernel ? { isa: kernel as KernelPath } : {}),
       ...(linearKernel ? { linearKernel: linearKernel as LinearKernel } : {}),
+      ...(attention ? { attention } : {}),
       ...(env.SBS_ENGINE_ADDON ? { addonPath: env.SBS_ENGINE_ADDON } : {}),
     },
   };

@@ -145,6 +145,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         if (name == "avx512" && !options.avx512_ops) throw std::invalid_argument("options.ops: this CPU has no AVX-512");
         options.avx512_ops = name == "avx512";
       }
+      if (!o.Get("attention").IsUndefined()) {
+        const std::string name = string_field(o, "options", "attention", nullptr);
+        if (name != "int8" && name != "fp32") throw std::invalid_argument("options.attention: int8 or fp32");
+        options.int8_attention = name == "int8";
+      }
       if (!o.Get("linearKernel").IsUndefined()) {
         const std::string name = string_field(o, "options", "linearKernel", nullptr);
         bool known = name == "auto";
@@ -216,6 +221,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     out.Set("isa", isa_name(engine->isa()));
     out.Set("threads", engine->threads());
     out.Set("ops", engine->ops_name());
+    out.Set("attention", engine->attention_name());
     out.Set("layers", engine->describe_layers());
     Napi::Array linears = Napi::Array::New(env);
     uint32_t i = 0;

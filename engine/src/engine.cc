@@ -79,9 +79,13 @@ Engine::Engine(ModelWeights model, const EngineOptions& options)
                        split_channels(layer.output.packed, pool_.size())});
   }
   const int head_dim = model_.spec.hidden / model_.spec.heads;
+  int8_attention_ = options.int8_attention && isa_supported(Isa::avx512vnni) && head_dim % 16 == 0 &&
+                    head_dim <= kMaxInt8AttentionHeadDim;
+  const size_t int8_floats = (attention_qu8s8_scratch_bytes(model_.spec.max_positions, head_dim) + 3) / 4;
   scratch_->attention.resize(pool_.size());
   for (auto& buffer : scratch_->attention)
-    buffer.reserve_discard(attention_scratch_floats(model_.spec.max_positions, head_dim));
+    buffer.reserve_discard(
+        std::max(size_t(attention_scratch_floats(model_.spec.max_positions, head_dim)), int8_floats));
   scratch_->hidden_q.K = model_.spec.hidden;
   scratch_->hidden_q.Kq = (model_.spec.hidden + 3) / 4;
   scratch_->inner_q.K = model_.spec.intermediate;
@@ -224,10 +228,13 @@ void Engine::gemm(const QuantizedLinear& w, const std::vector<int>& split, Activ
     const DenseWeightsView dense = p.dense_view();
     const SparseWeightsView sparse = p.sparse_view();
     const OutBlockWeightsView blocks = p.out_block_view();
-    // Sparse weights: tiles outer when a whole tile fits L1 (K = 768: 48 KiB) so it stays there across the part's groups, whose
-    // weights come from DRAM for the first tile and from L2 after; groups outer for long K, whose tiles the
-    // kernel walks in L1-sized blocks anyway and whose weights (K = 3072) would not stay in L2 (model bench).
-    const bool tiles_outer = p.sparse() && size_t(a.Kq) * kTileRows * 4 <= 48 * 1024;
+    // Sparse weights: tiles outer when a whole tile fits L1 (K = 768: 48 KiB) so it stays there across the part's
+    // groups, whose weights come from DRAM for the first tile and from L2 after, or when this thread's share of the
+    // weights and one tile fit L2 together (K = 3072 at 80-90% sparsity: 0.2-0.5 MB; groups outer made the
+    // output-block kernel re-read 6 tiles of 196 KiB per group at 384 tokens and two threads slower than one).
+    // Groups outer otherwise: long K, dense-ish weights that would not stay in L2.
+    const bool tiles_outer =
+        p.sparse() && (a.tile_bytes() <= 48 * 1024 || p.packed_bytes() / (split.size() - 1) + a.tile_bytes() <= 512 * 1024);
     const int groups = (split[part + 1] - split[part] + kChannelGroup - 1) / kChannelGroup;
     for (int i = 0; i < groups * tiles; i++) {
       const int n0 = split[part] + (tiles_outer ? i % groups : i / tiles) * kChannelGroup;
@@ -304,8 +311,12 @@ BatchOutputs Engine::run(const Batch& batch) {
         const int r = task / s.heads, h = task % s.heads;
         const int begin = batch.offsets[r], length = batch.offsets[r + 1] - begin;
         const float* q = sc.qkv.data() + size_t(begin) * 3 * H + size_t(h) * head_dim;
-        ops_.attention_head(q, q + H, q + 2 * H, 3 * H, length, head_dim,
-                       sc.ctx.data() + size_t(begin) * H + size_t(h) * head_dim, H, sc.attention[thread].data());
+        float* ctx = sc.ctx.data() + size_t(begin) * H + size_t(h) * head_dim;
+        if (int8_attention_)
+          kernels::qu8s8_attention_head_avx512vnni(q, q + H, q + 2 * H, 3 * H, length, head_dim, ctx, H,
+                                                   sc.attention[thread].data());
+        else
+          ops_.attention_head(q, q + H, q + 2 * H, 3 * H, length, head_dim, ctx, H, sc.attention[thread].data());
       });
     }
     {

@@ -36,6 +36,9 @@ struct EngineOptions {
   Isa isa = Isa::scalar;
   PackOptions pack;
   bool avx512_ops = false;  // the AVX-512 attention / GELU / LayerNorm (else the portable ones)
+  // Attention's two matrix products in int8 (VPDPBUSD) where the CPU has AVX512-VNNI and the head fits
+  // (kernels/qu8s8-attention.h); otherwise fp32 (the ops' attention).
+  bool int8_attention = true;
 };
 
 class Engine {
@@ -52,6 +55,7 @@ class Engine {
   Isa isa() const { return kernels_.isa; }
   int threads() const { return pool_.size(); }
   const char* ops_name() const { return ops_.name; }
+  const char* attention_name() const { return int8_attention_ ? "int8-avx512vnni" : ops_.name; }
   // Per linear kind: how many layers run on each kernel, and the mean densities packing measured.
   std::string describe_layers() const;
   // Every encoder linear in order (layer, name, kernel, measured densities).
@@ -83,6 +87,7 @@ class Engine {
   uint64_t profiled_runs_ = 0;                          // guarded by profile_mutex_
   std::atomic<bool> busy_{false};
   bool uses_out_blocks_ = false;
+  bool int8_attention_ = false;
   // Channel splits per layer and linear (qkv, attention_output, intermediate, output), one range per thread.
   std::vector<std::array<std::vector<int>, 4>> splits_;
 

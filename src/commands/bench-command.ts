@@ -19,6 +19,7 @@ per operator type.
   --no-fp32            leave out the dense fp32 model
   --backend onnxruntime  leave out the engine
   --engine-isa <path>  force the engine's kernels: avx512vnni, avxvnni, avx2, scalar
+  --compare-attention  also time the engine with fp32 attention (same run, alternating) and compare the op
   --json <file>        also write the figures and the environment as JSON`;
 
 export async function benchCommand(args: string[]): Promise<void> {
@@ -34,6 +35,7 @@ export async function benchCommand(args: string[]): Promise<void> {
       'no-fp32': { type: 'boolean' },
       backend: { type: 'string' },
       'engine-isa': { type: 'string' },
+      'compare-attention': { type: 'boolean' },
       json: { type: 'string' },
     },
   });
@@ -63,6 +65,7 @@ export async function benchCommand(args: string[]): Promise<void> {
     runs: numberFlag(values.runs, '--runs', { min: 1, integer: true }) ?? 9,
     secondsPerCase: numberFlag(values.seconds, '--seconds', { min: 0 }) ?? 30,
     engine,
+    compareAttention: values['compare-attention'] ?? false,
     skipFp32: values['no-fp32'] ?? false,
     log: (line) => console.log(line),
   });

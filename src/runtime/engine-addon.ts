@@ -24,7 +24,15 @@ export interface EngineLinear {
 
 export interface NativeEngine {
   run(ids: Int32Array, typeIds: Int32Array | null, offsets: Int32Array): Promise<Float32Array[]>;
-  info(): { isa: KernelPath; threads: number; ops: string; layers: string; linears: EngineLinear[] };
+  info(): {
+    isa: KernelPath;
+    threads: number;
+    ops: string;
+    /** int8-avx512vnni, or the ops' fp32 attention (avx512 / portable). */
+    attention: string;
+    layers: string;
+    linears: EngineLinear[];
+  };
   profile(): { runs: number; seconds: Record<string, number> };
   dispose(): void;
 }
@@ -37,6 +45,7 @@ export interface EngineAddon {
       threads: number;
       isa?: KernelPath;
       linearKernel?: LinearKernel | 'auto';
+      attention?: 'int8' | 'fp32';
       ops?: 'avx512' | 'portable';
     },
   ) => NativeEngine;

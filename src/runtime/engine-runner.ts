@@ -10,6 +10,8 @@ export interface EngineSettings {
   threads: number;
   /** Force a kernel path (default: the best the CPU has). */
   isa?: KernelPath;
+  /** fp32 attention instead of int8 (default: int8 where the CPU has AVX512-VNNI). */
+  attention?: 'int8' | 'fp32';
   /** Force one kernel for every linear (default: each linear's fastest for its weights). */
   linearKernel?: LinearKernel;
   /** Force the portable attention / GELU / LayerNorm (default: AVX-512 where the CPU has it). */
@@ -41,6 +43,7 @@ export class EngineRunner implements ModelRunner {
       threads: settings.threads,
       ...(settings.isa ? { isa: settings.isa } : {}),
       ...(settings.linearKernel ? { linearKernel: settings.linearKernel } : {}),
+      ...(settings.attention ? { attention: settings.attention } : {}),
       ...(settings.ops ? { ops: settings.ops } : {}),
     });
     return new EngineRunner(engine, manifest.task, manifest.signature.outputs, spec.labels, spec.typeVocab > 0);

@@ -160,6 +160,24 @@ constexpr int kMaxSparseK = 4 * 65536;
 constexpr int kMaxOutBlockK = 65536;
 PackedLinear pack_linear(const int8_t* w_kn, int K, int N, LinearKernel kernel);
 
+// Int8 attention for one head of one row of L tokens (the scheme: qu8s8-attention.h): q/k/v point at the row's
+// first token's head slice in the fused QKV matrix (row stride ld), ctx likewise (stride ldc). head_dim must be a
+// multiple of 16 and at most kMaxInt8AttentionHeadDim; scratch holds attention_qu8s8_scratch_bytes(L, head_dim).
+constexpr int kMaxInt8AttentionHeadDim = 256;
+inline size_t attention_qu8s8_scratch_bytes(int max_len, int head_dim) {
+  const size_t Lp = size_t(max_len + 15) / 16 * 16;
+  return 2 * Lp * size_t(head_dim) + Lp * (3 * 4 + 4 * 4 + 4) + 4 * size_t(head_dim) + 64 * 8;
+}
+using AttentionHeadFn = void (*)(const float* q, const float* k, const float* v, int ld, int L, int head_dim,
+                                 float* ctx, int ldc, void* scratch);
+namespace kernels {
+void qu8s8_attention_head_scalar(const float* q, const float* k, const float* v, int ld, int L, int head_dim,
+                                 float* ctx, int ldc, void* scratch);
+void qu8s8_attention_head_avx512vnni(const float* q, const float* k, const float* v, int ld, int L, int head_dim,
+                                     float* ctx, int ldc, void* scratch);
+}  // namespace kernels
+
+// Splits channel groups of 16 into `parts` contiguous ranges of about equal work; returns parts+1 channel bounds.
 std::vector<int> split_channels(const PackedLinear& w, int parts);
 
 }  // namespace sbs

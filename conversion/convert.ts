@@ -25,7 +25,7 @@ import { applyPruningRecipe } from './sparsity/prune.js';
 import { defaultQuantizationRecipe, parsePruningRecipe, parseQuantizationRecipe } from './sparsity/recipe.js';
 import { converterVersion } from './version.js';
 import { engineTarget } from './verify/engine-outputs.js';
-import { verifyArtifacts, type Tolerances } from './verify/verify.js';
+import { verifyArtifacts, type Tolerances, type VerificationReport } from './verify/verify.js';
 
 export interface ConvertOptions {
   /** A checkpoint directory, or a Hugging Face Hub model id. */
@@ -223,6 +223,10 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
           ', ',
         )}; mean |diff| ${e.meanAbsDiff.toExponential(2)} (onnxruntime int8 ${q.meanAbsDiff.toExponential(2)}); argmax agreement ${(e.argmaxAgreement * 100).toFixed(1)}%${e.spanAgreement !== undefined ? `; span agreement ${(e.spanAgreement * 100).toFixed(1)}%` : ''}`,
     );
+  if (e)
+    log(
+      `  engine kernels (chosen from the measured densities): ${describeKernels(e.linears)}; attention ${e.attention}`,
+    );
   if (!verification.passed) {
     const problems = [];
     if (e && !e.passed)
@@ -291,4 +295,18 @@ export async function convert(options: ConvertOptions): Promise<Manifest> {
     rmSync(staging, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** "qkv 12 sparse-out-blocks (4-output-block density 0.20); ..." per linear name, from the manifest's record. */
+function describeKernels(linears: NonNullable<VerificationReport['engineVsDense']>['linears']): string {
+  const byName = new Map<string, typeof linears>();
+  for (const linear of linears) byName.set(linear.name, [...(byName.get(linear.name) ?? []), linear]);
+  return [...byName]
+    .map(([name, list]) => {
+      const kernels = new Map<string, number>();
+      for (const linear of list) kernels.set(linear.kernel, (kernels.get(linear.kernel) ?? 0) + 1);
+      const mean = (key: 'quads' | 'outputBlocks') => list.reduce((sum, l) => sum + l.densities[key], 0) / list.length;
+      return `${name} ${[...kernels].map(([k, n]) => `${n} ${k}`).join(' + ')} (quad density ${mean('quads').toFixed(2)}, 4-output-block density ${mean('outputBlocks').toFixed(2)})`;
+    })
+    .join('; ');
 }

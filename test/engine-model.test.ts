@@ -17,6 +17,7 @@ import {
   requireAddon,
   tinyModel,
 } from './helpers/engine-fixtures.js';
+import type { PruningBlock } from '../conversion/sparsity/block.js';
 import { workspace } from './helpers/workspace.js';
 
 const root = workspace('engine-model');
@@ -165,6 +166,39 @@ test('every kernel path this CPU runs, and every linear kernel (dense, sparse qu
       } finally {
         await engine.release();
       }
+    }
+  }
+});
+
+test("convert records per linear what the engine measured and chose: Intel's 1x4 (4 output channels) runs on output blocks, 4-input blocks on quads, dense on dense", async () => {
+  const dims = { hiddenSize: 64, numHeads: 4, intermediateSize: 256 };
+  const expectations: [string, number, PruningBlock | undefined, string][] = [
+    ['blocks-1x4', 0.9, { outputs: 4, inputs: 1 }, 'sparse-out-blocks'],
+    ['blocks-4x1', 0.9, { outputs: 1, inputs: 4 }, 'sparse-quads'],
+    ['dense-choice', 0, undefined, 'dense'],
+  ];
+  for (const [name, sparsity, block, kernel] of expectations) {
+    const model = await tinyModel(root, name, 'bert', 'question-answering', sparsity, 7, dims, block);
+    const recorded = model.manifest.verification.engineVsDense!;
+    assert.equal(recorded.linears.length, 4 * model.manifest.dimensions.numLayers);
+    for (const linear of recorded.linears) {
+      assert.equal(linear.kernel, kernel, `${name}: layer ${linear.layer} ${linear.name}`);
+      const { weights, quads, outputBlocks } = linear.densities;
+      const what = `${name} layer ${linear.layer} ${linear.name}: ${JSON.stringify(linear.densities)}`;
+      // int8 rounding zeroes a few more weights inside kept blocks, so the weight density sits a little below.
+      if (block?.outputs === 4) assert.ok(Math.abs(outputBlocks - 0.1) < 0.01 && quads > 2 * outputBlocks, what);
+      if (block?.inputs === 4) assert.ok(Math.abs(quads - 0.1) < 0.01 && outputBlocks > 2 * quads, what);
+      if (!block) assert.ok(weights > 0.9 && quads > 0.99, what);
+    }
+    // The running engine reports the same choice.
+    const engine = engineRunner(addon, model);
+    try {
+      assert.deepEqual(
+        engine.native.info().linears.map((l) => l.kernel),
+        recorded.linears.map((l) => l.kernel),
+      );
+    } finally {
+      await engine.release();
     }
   }
 });

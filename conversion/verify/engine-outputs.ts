@@ -7,7 +7,7 @@ import type { ModelSpec } from '../checkpoint/model-config.js';
 import type { ModelProto } from '../graph/onnx-builder.js';
 import { graphSignature } from '../graph/bert-graph.js';
 import { manifestDimensions } from '../manifest.js';
-import { loadEngineAddon } from '../../src/runtime/engine-addon.js';
+import { loadEngineAddon, type EngineLinear } from '../../src/runtime/engine-addon.js';
 import { engineWeights } from '../../src/runtime/engine-weights.js';
 import type { SampleBatch } from './sample-inputs.js';
 
@@ -15,6 +15,10 @@ export type PaddedOutputs = Record<string, { dims: number[]; data: Float32Array 
 
 export interface EngineTarget {
   kernelPath: string;
+  /** int8-avx512vnni or the fp32 attention the engine falls back to. */
+  attention: string;
+  /** Per encoder linear: the densities the engine measured and the kernel it chose from them. */
+  linears: EngineLinear[];
   run(batch: SampleBatch): Promise<PaddedOutputs>;
   dispose(): void;
 }
@@ -39,8 +43,11 @@ export function engineTarget(
   }
   const engine = native;
   const outputs = graphSignature(spec).outputs;
+  const info = engine.info();
   return {
-    kernelPath: engine.info().isa,
+    kernelPath: info.isa,
+    attention: info.attention,
+    linears: info.linears,
     dispose: () => engine.dispose(),
     async run(batch) {
       const rows = batch.inputIds.length;

@@ -31,13 +31,25 @@ export interface VerificationReport {
     passed: boolean;
   };
   /** The same int8 weights on the sparse engine vs dense, on the same rows (absent where the engine is not built). */
-  engineVsDense?: Omit<VerificationReport['int8VsDense'], 'rows' | 'sequenceLength'> & { kernelPath: string };
+  engineVsDense?: Omit<VerificationReport['int8VsDense'], 'rows' | 'sequenceLength'> & {
+    kernelPath: string;
+    attention: string;
+    /** What the engine measured of each encoder linear's weights and the kernel it chose (from the weights alone). */
+    linears: {
+      layer: number;
+      name: string;
+      kernel: string;
+      densities: { weights: number; quads: number; outputBlocks: number };
+    }[];
+  };
   /** Why the engine was not verified. */
   engineSkipped?: string;
   passed: boolean;
 }
 
 type Outputs = Record<string, { dims: number[]; data: Float32Array | Float64Array }>;
+
+const round4 = (value: number) => Math.round(value * 1e4) / 1e4;
 
 function feeds(batch: SampleBatch, names: string[]): Record<string, ort.Tensor> {
   const rows = batch.inputIds.length;
@@ -231,7 +243,21 @@ export async function verifyArtifacts({
     const int8Report = compare(int8Large);
     let engineReport: VerificationReport['engineVsDense'];
     if (engine && 'run' in engine)
-      engineReport = { ...compare(await engine.run(large)), kernelPath: engine.kernelPath };
+      engineReport = {
+        ...compare(await engine.run(large)),
+        kernelPath: engine.kernelPath,
+        attention: engine.attention,
+        linears: engine.linears.map(({ layer, name, kernel, densities }) => ({
+          layer,
+          name,
+          kernel,
+          densities: {
+            weights: round4(densities.weights),
+            quads: round4(densities.quads),
+            outputBlocks: round4(densities.outputBlocks),
+          },
+        })),
+      };
     const densePassed = referenceDiff <= tolerances.denseMaxAbs;
     const int8Passed = int8Report.passed && (engineReport?.passed ?? true);
     return {

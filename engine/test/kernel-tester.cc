@@ -508,6 +508,48 @@ bool check_attention(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
   return true;
 }
 
+// ---- GELU ----
+
+// The AVX-512 GELU bit-exact against the scalar one, and the scalar one within its stated error of the exact erf GELU
+// (computed in double) on 2^20 points of [-12, 12] plus special values.
+bool check_gelu(Rng& rng, Failure& f) {
+  std::vector<float> x;
+  for (int i = 0; i < (1 << 20); ++i) x.push_back(-12.0f + 24.0f * float(i) / float(1 << 20));
+  for (int i = 0; i < 4096; ++i) x.push_back(rng.normal() * 3.0f);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e30f, -1e30f, 50.0f, -50.0f, std::numeric_limits<float>::infinity(),
+                  -std::numeric_limits<float>::infinity()})
+    x.push_back(v);
+  std::vector<float> want = x;
+  kernels::f32_gelu_scalar(want.data(), int(want.size()));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double xd = x[i];
+    const double exact = std::isinf(xd) ? (xd > 0 ? xd : 0.0) : 0.5 * xd * (1.0 + std::erf(xd / std::sqrt(2.0)));
+    const double err = std::isinf(xd) ? (xd > 0 ? (want[i] == exact ? 0.0 : 1.0) : std::fabs(want[i]))
+                                      : std::fabs(want[i] - exact) / std::max(1.0, std::fabs(xd));
+    worst = std::max(worst, err);
+    if (!(err <= 1e-6)) {
+      std::printf("MISMATCH gelu scalar vs exact: gelu(%.9g) = %.9g, exact %.9g\n", x[i], want[i], exact);
+      f.failed = true;
+      return false;
+    }
+  }
+  if (isa_supported(Isa::avx512vnni))
+    for (int n : {1, 15, 16, 17, 63, 64, 65, 3072, int(x.size())}) {
+      std::vector<float> got(x.begin(), x.begin() + n);
+      kernels::f32_gelu_avx512(got.data(), n);
+      for (int i = 0; i < n; ++i)
+        if (!same_bits(got[i], want[i])) {
+          std::printf("MISMATCH gelu avx512 n=%d: gelu(%.9g) got %.9g expected %.9g\n", n, x[i], got[i], want[i]);
+          f.failed = true;
+          return false;
+        }
+      ++f.checks;
+    }
+  std::printf("gelu: worst |error| vs exact erf GELU %.2g x max(1, |x|) (bound 1e-6)\n", worst);
+  return true;
+}
+
 }  // namespace
 
 int main() {
@@ -558,6 +600,7 @@ int main() {
   std::printf("quantize_pack_row: OK\n");
   if (!check_split(rng, f)) return 1;
   if (!check_attention(isas, rng, f)) return 1;
+  if (!check_gelu(rng, f)) return 1;
   std::printf("int8 attention: OK\n");
   std::printf("split_channels: OK\n");
   {  // The sparse layout's uint16 quad indices: the largest K packs and multiplies, one quad more is refused.

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Family, Task } from '../../conversion/checkpoint/model-config.js';
 import { convert } from '../../conversion/convert.js';
 import { dimensionPresets, generateCheckpoint } from '../../conversion/generate/random-checkpoint.js';
+import type { PruningBlock } from '../../conversion/sparsity/block.js';
 import type { Manifest } from '../../conversion/manifest.js';
 import type { BatchRow } from '../../src/batcher/batcher.js';
 import { loadEngineAddon, type EngineAddon } from '../../src/runtime/engine-addon.js';
@@ -30,18 +31,21 @@ export async function tinyModel(
   sparsity: number,
   seed = 5,
   dims?: Partial<(typeof dimensionPresets)['tiny']>,
+  sparsityBlock?: PruningBlock,
 ): Promise<{ dir: string; manifest: Manifest }> {
-  const checkpoint = dims
-    ? generateCheckpoint({
-        outDir: join(root, `ckpt-${name}`),
-        family,
-        task,
-        dims: { ...dimensionPresets.tiny, ...dims },
-        format: 'safetensors',
-        seed,
-        sparsity,
-      })
-    : tinyCheckpoint(root, `ckpt-${name}`, family, task, { sparsity, seed });
+  const checkpoint =
+    dims || sparsityBlock
+      ? generateCheckpoint({
+          outDir: join(root, `ckpt-${name}`),
+          family,
+          task,
+          dims: { ...dimensionPresets.tiny, ...dims },
+          format: 'safetensors',
+          seed,
+          sparsity,
+          ...(sparsityBlock ? { sparsityBlock } : {}),
+        })
+      : tinyCheckpoint(root, `ckpt-${name}`, family, task, { sparsity, seed });
   const dir = join(root, 'models', name);
   await convert(convertOptions(checkpoint, dir));
   return { dir, manifest: JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) };

@@ -175,6 +175,9 @@ void qu8s8_attention_head_scalar(const float* q, const float* k, const float* v,
                                  float* ctx, int ldc, void* scratch);
 void qu8s8_attention_head_avx512vnni(const float* q, const float* k, const float* v, int ld, int L, int head_dim,
                                      float* ctx, int ldc, void* scratch);
+// x = gelu(x) in place (f32-gelu.h: erf GELU, worst-case |error| 4.2e-7 x max(1, |x|)); the same bits on both paths.
+void f32_gelu_scalar(float* x, int n);
+void f32_gelu_avx512(float* x, int n);
 }  // namespace kernels
 
 // Splits channel groups of 16 into `parts` contiguous ranges of about equal work; returns parts+1 channel bounds.

@@ -1,5 +1,7 @@
 #include "ops.h"
 
+#include "kernels/kernels.h"
+
 namespace sbs {
 
 bool cpu_has_avx512_ops() {
@@ -13,8 +15,9 @@ bool cpu_has_avx512_ops() {
 }
 
 OpSet select_ops(bool avx512) {
-  if (avx512) return {"avx512", layer_norm_row_avx512, gelu_row_avx512, attention_head_avx512};
-  return {"portable", layer_norm_row, gelu_row, attention_head};
+  // GELU: the f32-gelu kernels (one definition, the same bits on both paths).
+  if (avx512) return {"avx512", layer_norm_row_avx512, kernels::f32_gelu_avx512, attention_head_avx512};
+  return {"portable", layer_norm_row, kernels::f32_gelu_scalar, attention_head};
 }
 
 }  // namespace sbs

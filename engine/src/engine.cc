@@ -17,8 +17,8 @@ namespace {
 constexpr int kTileRows = 64;
 // The largest batch the engine takes; memory grows linearly with it (intermediate activations are tokens x 3072).
 constexpr int kMaxBatchTokens = 1 << 16;
-// Tokens per task for per-token ops: 16 so that no two threads write the same 64-byte line of a packed tile
-// (a line holds one quad of 16 tokens); also amortizes handing out a task.
+// Tokens per task for per-token ops: one 16-token group of a tile, whose quad rows are 64-byte lines that
+// quantize_pack_group writes whole (no two threads share a line); also amortizes handing out a task.
 constexpr int kTokensPerTask = 16;
 
 int ceil16(int n) { return (n + 15) / 16 * 16; }
@@ -202,11 +202,11 @@ void Engine::clear_tile_padding(int tokens, Activations& a) {
   if (last_rows < ceil16(last_rows)) std::memset(a.tile(tiles - 1), 0, size_t(ceil16(last_rows)) * a.Kq * 4);
 }
 
-void Engine::quantize_token(const float* row, int m, int tokens, Activations& a) {
-  const int t = m / kTileRows;
-  const int rows = std::min(kTileRows, tokens - t * kTileRows);
-  kernels_.quantize_pack_row(row, a.K, a.tile(t), ceil16(rows), m - t * kTileRows, &a.scale[size_t(m)],
-                             &a.zero[size_t(m)]);
+void Engine::quantize_group(const float* rows, int ld, int m0, int count, int tokens, Activations& a) {
+  const int t = m0 / kTileRows;
+  const int tile_rows = std::min(kTileRows, tokens - t * kTileRows);
+  kernels_.quantize_pack_group(rows, ld, count, a.K, a.tile(t), ceil16(tile_rows), m0 - t * kTileRows,
+                               &a.scale[size_t(m0)], &a.zero[size_t(m0)]);
 }
 
 void Engine::gemm(const QuantizedLinear& w, const std::vector<int>& split, Activations& a, int tokens, float* y,
@@ -275,6 +275,14 @@ BatchOutputs Engine::run(const Batch& batch) {
       for (int m = task * kTokensPerTask; m < end; m++) fn(m);
     });
   };
+  // fn on each token of a 16-token group, then the group's rows of `src` (row stride ld) quantized into `a` at once.
+  auto for_groups_quantized = [&](const float* src, int ld, Activations* a, auto&& fn) {
+    pool_.parallel_for(token_tasks, [&](int task, int) {
+      const int m0 = task * kTokensPerTask, end = std::min(tokens, m0 + kTokensPerTask);
+      for (int m = m0; m < end; m++) fn(m);
+      if (a) quantize_group(src + size_t(m0) * ld, ld, m0, end - m0, tokens, *a);
+    });
+  };
   for (int r = 0; r < rows; r++)
     for (int m = batch.offsets[r]; m < batch.offsets[r + 1]; m++) sc.position[m] = m - batch.offsets[r];
 
@@ -282,7 +290,7 @@ BatchOutputs Engine::run(const Batch& batch) {
   clear_tile_padding(tokens, sc.inner_q);
   {
     OpTimer timer(seconds, Op::embeddings);
-    for_tokens([&](int m) {
+    for_groups_quantized(x, H, &sc.hidden_q, [&](int m) {
       const size_t id = size_t(batch.ids[m]);
       const bool quantized = !model_.word_scale.empty();
       const float* type_row = nullptr;
@@ -293,8 +301,7 @@ BatchOutputs Engine::run(const Batch& batch) {
                 quantized ? nullptr : model_.word_f32.data() + id * H,
                 model_.position.data() + size_t(sc.position[m]) * H, type_row, H, out);
       ops_.layer_norm_row(out, model_.embedding_norm.gamma.data(), model_.embedding_norm.beta.data(), H,
-                     s.layer_norm_eps, out);
-      quantize_token(out, m, tokens, sc.hidden_q);
+                          s.layer_norm_eps, out);
     });
   }
 
@@ -321,7 +328,7 @@ BatchOutputs Engine::run(const Batch& batch) {
     }
     {
       OpTimer timer(seconds, Op::quantize);
-      for_tokens([&](int m) { quantize_token(sc.ctx.data() + size_t(m) * H, m, tokens, sc.hidden_q); });
+      for_groups_quantized(sc.ctx.data(), H, &sc.hidden_q, [](int) {});
     }
     {
       OpTimer timer(seconds, Op::gemm_attention_output);
@@ -329,11 +336,10 @@ BatchOutputs Engine::run(const Batch& batch) {
     }
     {
       OpTimer timer(seconds, Op::layer_norm);
-      for_tokens([&](int m) {
+      for_groups_quantized(x2, H, &sc.hidden_q, [&](int m) {
         float* row = x2 + size_t(m) * H;
-        ops_.layer_norm_row(row, layer.attention_norm.gamma.data(), layer.attention_norm.beta.data(), H, s.layer_norm_eps,
-                       row);
-        quantize_token(row, m, tokens, sc.hidden_q);
+        ops_.layer_norm_row(row, layer.attention_norm.gamma.data(), layer.attention_norm.beta.data(), H,
+                            s.layer_norm_eps, row);
       });
     }
     {
@@ -342,13 +348,12 @@ BatchOutputs Engine::run(const Batch& batch) {
     }
     {
       OpTimer timer(seconds, Op::gelu);
-      for_tokens([&](int m) {
+      for_groups_quantized(sc.inner.data(), I, &sc.inner_q, [&](int m) {
         float* row = sc.inner.data() + size_t(m) * I;
         if (s.activation == Activation::gelu)
           ops_.gelu_row(row, I);
         else
           relu_row(row, I);
-        quantize_token(row, m, tokens, sc.inner_q);
       });
     }
     {
@@ -357,10 +362,10 @@ BatchOutputs Engine::run(const Batch& batch) {
     }
     {
       OpTimer timer(seconds, Op::layer_norm);
-      for_tokens([&](int m) {
+      for_groups_quantized(x, H, l + 1 < s.layers ? &sc.hidden_q : nullptr, [&](int m) {
         float* row = x + size_t(m) * H;
-        ops_.layer_norm_row(row, layer.output_norm.gamma.data(), layer.output_norm.beta.data(), H, s.layer_norm_eps, row);
-        if (l + 1 < s.layers) quantize_token(row, m, tokens, sc.hidden_q);
+        ops_.layer_norm_row(row, layer.output_norm.gamma.data(), layer.output_norm.beta.data(), H, s.layer_norm_eps,
+                            row);
       });
     }
   }

@@ -74,7 +74,8 @@ class Engine {
   struct Activations;  // packed u8 tiles + per-token scale and zero point
   void ensure_capacity(int tokens);
   void clear_tile_padding(int tokens, Activations& a);
-  void quantize_token(const float* row, int m, int tokens, Activations& a);
+  // Rows m0 .. m0 + count - 1 (one 16-token group, row stride ld) into the activation tiles.
+  void quantize_group(const float* rows, int ld, int m0, int count, int tokens, Activations& a);
   void gemm(const QuantizedLinear& w, const std::vector<int>& split, Activations& a, int tokens, float* y, int ldy,
             const float* residual, int ld_residual);
 

@@ -383,6 +383,45 @@ bool check_quantize(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
   return true;
 }
 
+// quantize_pack_group: every ISA against the scalar rows, bytes outside the group's 16 tokens untouched.
+bool check_quantize_group(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
+  const int Ks[] = {1, 3, 4, 5, 15, 16, 17, 31, 64, 65, 100, 768, 3072};
+  for (int K : Ks)
+    for (int trial = 0; trial < 6; ++trial) {
+      const int Mt = 16 * rng.uniform(1, 8), m0 = 16 * rng.uniform(0, Mt / 16 - 1);
+      const int count = trial == 0 ? 16 : trial == 1 ? 1 : rng.uniform(1, 16);
+      const int ldx = K + rng.uniform(0, 9);
+      std::vector<float> x(size_t(count) * ldx);
+      for (auto& v : x) v = rng.normal() * (trial == 2 ? 1000.0f : 1.0f);
+      if (trial == 3) std::fill(x.begin(), x.begin() + K, 0.0f);  // an all-zero row
+      const size_t bytes = tile_bytes(K, Mt);
+      std::vector<uint8_t> want(bytes, 0xcd);
+      std::vector<float> want_scale(16, -1.0f);
+      std::vector<int32_t> want_zero(16, -1);
+      for (int r = 0; r < count; ++r)
+        kernels_for(Isa::scalar).quantize_pack_row(x.data() + size_t(r) * ldx, K, want.data(), Mt, m0 + r,
+                                                   &want_scale[r], &want_zero[r]);
+      for (int kq = 0; kq < (K + 3) / 4; ++kq)
+        for (int m = m0 + count; m < m0 + 16; ++m) std::memset(want.data() + (size_t(kq) * Mt + m) * 4, 0, 4);
+      for (Isa isa : isas) {
+        std::vector<uint8_t> got(bytes, 0xcd);
+        std::vector<float> scale(16, -1.0f);
+        std::vector<int32_t> zero(16, -1);
+        kernels_for(isa).quantize_pack_group(x.data(), ldx, count, K, got.data(), Mt, m0, scale.data(), zero.data());
+        bool ok = got == want;
+        for (int r = 0; r < 16 && ok; ++r) ok = same_bits(scale[r], want_scale[r]) && zero[r] == want_zero[r];
+        if (!ok) {
+          std::printf("MISMATCH quantize_pack_group isa=%s K=%d Mt=%d m0=%d count=%d\n", isa_name(isa), K, Mt, m0,
+                      count);
+          f.failed = true;
+          return false;
+        }
+        ++f.checks;
+      }
+    }
+  return true;
+}
+
 // ---- split_channels ----
 
 bool check_split(Rng& rng, Failure& f) {
@@ -597,6 +636,7 @@ int main() {
   if (!check_epilogue(isas, rng, f)) return 1;
   std::printf("epilogue: OK\n");
   if (!check_quantize(isas, rng, f)) return 1;
+  if (!check_quantize_group(isas, rng, f)) return 1;
   std::printf("quantize_pack_row: OK\n");
   if (!check_split(rng, f)) return 1;
   if (!check_attention(isas, rng, f)) return 1;

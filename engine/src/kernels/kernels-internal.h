@@ -65,6 +65,18 @@ void qu8s8_spmm_ob4_scalar(const uint8_t* planar, int Mt, const OutBlockWeightsV
 void u8_planarize_tile_scalar(const uint8_t* tile, int Mt, int Kq, uint8_t* planar);
 void qu8s8_gemm_epilogue_scalar(const int32_t* acc, int rows, int nc, const EpilogueParams& p, float* y, int ldy);
 void u8_quantize_pack_row_scalar(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero);
+void u8_quantize_pack_group_scalar(const float* x, int ldx, int count, int K, uint8_t* tile, int Mt, int m0,
+                                   float* scale, int32_t* zero);
+
+// A group as `count` single rows plus zeroed padding tokens (the scalar and AVX2 paths).
+template <QuantizePackRowFn Row>
+void quantize_pack_group_by_rows(const float* x, int ldx, int count, int K, uint8_t* tile, int Mt, int m0,
+                                 float* scale, int32_t* zero) {
+  for (int r = 0; r < count; ++r) Row(x + size_t(r) * ldx, K, tile, Mt, m0 + r, &scale[r], &zero[r]);
+  const int Kq = (K + 3) / 4;
+  if (count < 16)
+    for (int kq = 0; kq < Kq; ++kq) std::memset(tile + (size_t(kq) * Mt + m0 + count) * 4, 0, size_t(16 - count) * 4);
+}
 
 #if SBS_KERNELS_X86
 void qu8s8_gemm_dense_avx2(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc);
@@ -73,6 +85,8 @@ void qu8s8_spmm_ob4_avx2(const uint8_t* planar, int Mt, const OutBlockWeightsVie
 void u8_planarize_tile_avx2(const uint8_t* tile, int Mt, int Kq, uint8_t* planar);
 void qu8s8_gemm_epilogue_avx2(const int32_t* acc, int rows, int nc, const EpilogueParams& p, float* y, int ldy);
 void u8_quantize_pack_row_avx2(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero);
+void u8_quantize_pack_group_avx2(const float* x, int ldx, int count, int K, uint8_t* tile, int Mt, int m0,
+                                 float* scale, int32_t* zero);
 
 void qu8s8_gemm_dense_avxvnni(const uint8_t* tile, int Mt, const DenseWeightsView& w, int n0, int nc, int32_t* acc);
 void qu8s8_spmm_avxvnni(const uint8_t* tile, int Mt, const SparseWeightsView& w, int n0, int nc, int32_t* acc);
@@ -87,6 +101,8 @@ void qu8s8_spmm_ob4_avx512vnni(const uint8_t* planar, int Mt, const OutBlockWeig
 void u8_planarize_tile_avx512(const uint8_t* tile, int Mt, int Kq, uint8_t* planar);
 void qu8s8_gemm_epilogue_avx512(const int32_t* acc, int rows, int nc, const EpilogueParams& p, float* y, int ldy);
 void u8_quantize_pack_row_avx512(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero);
+void u8_quantize_pack_group_avx512(const float* x, int ldx, int count, int K, uint8_t* tile, int Mt, int m0,
+                                   float* scale, int32_t* zero);
 #endif
 
 }  // namespace sbs::kernels

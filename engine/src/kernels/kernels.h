@@ -90,6 +90,11 @@ using GemmEpilogueFn = void (*)(const int32_t* acc, int rows, int nc, const Epil
 // q = clamp(nearbyint(x * (1.0f / scale)) + zero, 0, 255); writes q into the tile at token m (bytes k >= K get 0).
 using QuantizePackRowFn = void (*)(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale,
                                    int32_t* zero);
+// Quantizes rows r < count <= 16 of x (row stride ldx) into tokens m0 + r of the tile (m0 a multiple of 16) exactly
+// as QuantizePackRowFn does each (scale[r], zero[r]), and zeroes tokens m0 + count .. m0 + 15. A group of 16
+// tokens is one 64-byte line per quad row, so the vector kernels write whole lines instead of one dword per token.
+using QuantizePackGroupFn = void (*)(const float* x, int ldx, int count, int K, uint8_t* tile, int Mt, int m0,
+                                     float* scale, int32_t* zero);
 
 struct KernelSet {
   Isa isa;
@@ -98,6 +103,7 @@ struct KernelSet {
   OutBlockGemmTileFn out_block_gemm;
   GemmEpilogueFn epilogue;
   QuantizePackRowFn quantize_pack_row;
+  QuantizePackGroupFn quantize_pack_group;
   PlanarizeTileFn planarize;
 };
 // The kernels of one ISA; only call with isa_supported(isa).

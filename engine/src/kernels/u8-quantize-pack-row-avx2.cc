@@ -52,6 +52,11 @@ void u8_quantize_pack_row_avx2(const float* x, int K, uint8_t* tile, int Mt, int
   *zero = qp.zero;
 }
 
+void u8_quantize_pack_group_avx2(const float* x, int ldx, int count, int K, uint8_t* tile, int Mt, int m0,
+                                 float* scale, int32_t* zero) {
+  quantize_pack_group_by_rows<u8_quantize_pack_row_avx2>(x, ldx, count, K, tile, Mt, m0, scale, zero);
+}
+
 }  // namespace sbs::kernels
 
 #pragma GCC pop_options

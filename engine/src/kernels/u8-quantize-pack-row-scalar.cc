@@ -23,4 +23,9 @@ void u8_quantize_pack_row_scalar(const float* x, int K, uint8_t* tile, int Mt, i
   *zero = qp.zero;
 }
 
+void u8_quantize_pack_group_scalar(const float* x, int ldx, int count, int K, uint8_t* tile, int Mt, int m0,
+                                   float* scale, int32_t* zero) {
+  quantize_pack_group_by_rows<u8_quantize_pack_row_scalar>(x, ldx, count, K, tile, Mt, m0, scale, zero);
+}
+
 }  // namespace sbs::kernels

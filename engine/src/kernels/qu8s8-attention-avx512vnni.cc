@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "qu8s8-attention.h"
+#include "transpose-avx512.h"
 #include "vnni-asm.h"
 
 #if SBS_KERNELS_X86
@@ -24,20 +25,16 @@ namespace {
 
 inline __mmask16 tail(int remaining) { return remaining >= 16 ? __mmask16(0xffff) : __mmask16((1u << remaining) - 1); }
 
-// attention_exp (qu8s8-attention.h) on 16 lanes.
-inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n =
-      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+// attention_exp2 (qu8s8-attention.h) on 16 lanes.
+inline __m512 exp2_16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(0.00961813f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.0555041f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.240226507f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.693147182f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
 }
 
@@ -58,39 +55,54 @@ inline float quantize_symmetric(const float* x, int head_dim, int8_t* out, int32
   return scale;
 }
 
+// Keys and values of 16 tokens at a time: each token's s8 row, then the keys' rows transposed as dwords (16 quads
+// x 16 keys per in-register 16x16 transpose) into whole 64-byte lines of the key layout, and the values' bytes of
+// each 4 tokens interleaved per dimension.
 void quantize_keys_values(const float* k, const float* v, int ld, const AttentionLayout& a) {
-  const int hd = a.head_dim;
+  const int hd = a.head_dim, quads = hd / 4;
   const size_t Lp = size_t(a.Lp);
-  alignas(64) int8_t rows[4][256];
-  for (int j0 = 0; j0 < a.Lp; j0 += 4) {
-    for (int t = 0; t < 4; ++t) {
+  alignas(64) int8_t krows[16][kMaxInt8AttentionHeadDim];
+  alignas(64) int8_t vrows[16][kMaxInt8AttentionHeadDim];
+  alignas(64) int32_t block[256];
+  for (int j0 = 0; j0 < a.Lp; j0 += 16) {
+    for (int t = 0; t < 16; ++t) {
       const int j = j0 + t;
       if (j < a.L) {
-        int8_t* kr = rows[t];
-        a.kscale[j] = quantize_symmetric(k + size_t(j) * ld, hd, kr, &a.ksum[j]);
-        for (int d = 0; d < hd; d += 4) std::memcpy(a.kq + (size_t(d / 4) * Lp + j) * 4, kr + d, 4);
-        a.vscale[j] = quantize_symmetric(v + size_t(j) * ld, hd, rows[t], nullptr);
+        a.kscale[j] = quantize_symmetric(k + size_t(j) * ld, hd, krows[t], &a.ksum[j]);
+        a.vscale[j] = quantize_symmetric(v + size_t(j) * ld, hd, vrows[t], nullptr);
       } else {
-        std::memset(rows[t], 0, size_t(hd));
-        for (int d = 0; d < hd; d += 4) std::memset(a.kq + (size_t(d / 4) * Lp + j) * 4, 0, 4);
+        std::memset(krows[t], 0, size_t(hd));
+        std::memset(vrows[t], 0, size_t(hd));
         a.ksum[j] = 0;
         a.kscale[j] = a.vscale[j] = 0.0f;
       }
     }
-    // Value quads of these 4 keys: for each dimension its 4 keys' bytes, 16 dimensions per 64 bytes.
-    int8_t* out = a.vq + size_t(j0 / 4) * hd * 4;
-    for (int d = 0; d < hd; d += 16) {
-      const __m128i x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(rows[0] + d));
-      const __m128i x1 = _mm_load_si128(reinterpret_cast<const __m128i*>(rows[1] + d));
-      const __m128i x2 = _mm_load_si128(reinterpret_cast<const __m128i*>(rows[2] + d));
-      const __m128i x3 = _mm_load_si128(reinterpret_cast<const __m128i*>(rows[3] + d));
-      const __m128i lo01 = _mm_unpacklo_epi8(x0, x1), hi01 = _mm_unpackhi_epi8(x0, x1);
-      const __m128i lo23 = _mm_unpacklo_epi8(x2, x3), hi23 = _mm_unpackhi_epi8(x2, x3);
-      __m128i* o = reinterpret_cast<__m128i*>(out + size_t(d) * 4);
-      _mm_storeu_si128(o, _mm_unpacklo_epi16(lo01, lo23));
-      _mm_storeu_si128(o + 1, _mm_unpackhi_epi16(lo01, lo23));
-      _mm_storeu_si128(o + 2, _mm_unpacklo_epi16(hi01, hi23));
-      _mm_storeu_si128(o + 3, _mm_unpackhi_epi16(hi01, hi23));
+    for (int q0 = 0; q0 < quads; q0 += 16) {
+      const int nq = std::min(16, quads - q0);
+      for (int t = 0; t < 16; ++t) {
+        std::memcpy(block + 16 * t, krows[t] + 4 * q0, size_t(nq) * 4);
+        if (nq < 16) std::memset(block + 16 * t + nq, 0, size_t(16 - nq) * 4);
+      }
+      transpose_acc_blocks_avx512(block, 1);  // block[16 * quad + key]
+      for (int d = 0; d < nq; ++d)
+        _mm512_storeu_si512(a.kq + (size_t(q0 + d) * Lp + j0) * 4, _mm512_load_si512(block + 16 * d));
+    }
+    // Value quads of each 4 keys: for each dimension its 4 keys' bytes, 16 dimensions per 64 bytes.
+    for (int t0 = 0; t0 < 16; t0 += 4) {
+      int8_t* out = a.vq + size_t((j0 + t0) / 4) * hd * 4;
+      for (int d = 0; d < hd; d += 16) {
+        const __m128i x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(vrows[t0] + d));
+        const __m128i x1 = _mm_load_si128(reinterpret_cast<const __m128i*>(vrows[t0 + 1] + d));
+        const __m128i x2 = _mm_load_si128(reinterpret_cast<const __m128i*>(vrows[t0 + 2] + d));
+        const __m128i x3 = _mm_load_si128(reinterpret_cast<const __m128i*>(vrows[t0 + 3] + d));
+        const __m128i lo01 = _mm_unpacklo_epi8(x0, x1), hi01 = _mm_unpackhi_epi8(x0, x1);
+        const __m128i lo23 = _mm_unpacklo_epi8(x2, x3), hi23 = _mm_unpackhi_epi8(x2, x3);
+        __m128i* o = reinterpret_cast<__m128i*>(out + size_t(d) * 4);
+        _mm_storeu_si128(o, _mm_unpacklo_epi16(lo01, lo23));
+        _mm_storeu_si128(o + 1, _mm_unpackhi_epi16(lo01, lo23));
+        _mm_storeu_si128(o + 2, _mm_unpacklo_epi16(hi01, hi23));
+        _mm_storeu_si128(o + 3, _mm_unpackhi_epi16(hi01, hi23));
+      }
     }
   }
 }
@@ -127,38 +139,62 @@ inline void scores_step(const AttentionLayout& a, const int32_t* zero, const flo
 }
 
 // Softmax of one query's scores into u8 probabilities times the value scales; returns the context's scale.
+// Full vectors without masks in the main loops (4 independent chains), the partial last vector masked.
 inline float softmax_quantize(float* p, const AttentionLayout& a, uint8_t* pq) {
-  const int L = a.L;
-  __m512 vmax = _mm512_set1_ps(-3.4e38f);
-  for (int j = 0; j < L; j += 16) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, tail(L - j), p + j));
-  const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-  // kSoftmaxSets independent chains: each exp is a dependent polynomial, one running sum would serialize them.
-  __m512 sum[kSoftmaxSets], pmax[kSoftmaxSets];
-  for (int s = 0; s < kSoftmaxSets; ++s) sum[s] = pmax[s] = _mm512_setzero_ps();
-  auto step = [&](int j, int s, __mmask16 m) {
-    const __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), max)));
-    sum[s] = _mm512_add_ps(sum[s], e);
-    const __m512 pv = _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, a.vscale + j));
-    pmax[s] = _mm512_max_ps(pmax[s], pv);
-    _mm512_storeu_ps(p + j, pv);
-  };
+  const int L = a.L, full = L / 16 * 16;
+  __m512 m0 = _mm512_set1_ps(-3.4e38f), m1 = m0, m2 = m0, m3 = m0;
   int j = 0;
-  for (; j + 16 * kSoftmaxSets <= L; j += 16 * kSoftmaxSets)
-    for (int s = 0; s < kSoftmaxSets; ++s) step(j + 16 * s, s, __mmask16(0xffff));
-  for (; j < L; j += 16) step(j, (j / 16) % kSoftmaxSets, tail(L - j));
+  for (; j + 64 <= full; j += 64) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(p + j));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(p + j + 16));
+    m2 = _mm512_max_ps(m2, _mm512_loadu_ps(p + j + 32));
+    m3 = _mm512_max_ps(m3, _mm512_loadu_ps(p + j + 48));
+  }
+  for (; j < full; j += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(p + j));
+  if (full < L) m1 = _mm512_max_ps(m1, _mm512_mask_loadu_ps(m1, tail(L - full), p + full));
+  const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3))));
+  // kSoftmaxSets independent chains: each exp is a dependent polynomial, one running sum would serialize them.
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, x0 = s0, x1 = s0, x2 = s0, x3 = s0;
+  auto step = [&](int at, __m512& sum, __m512& pmax) {
+    const __m512 e = exp2_16(_mm512_sub_ps(_mm512_loadu_ps(p + at), max));
+    sum = _mm512_add_ps(sum, e);
+    const __m512 pv = _mm512_mul_ps(e, _mm512_loadu_ps(a.vscale + at));
+    pmax = _mm512_max_ps(pmax, pv);
+    _mm512_storeu_ps(p + at, pv);
+  };
+  j = 0;
+  for (; j + 64 <= full; j += 64) {
+    step(j, s0, x0);
+    step(j + 16, s1, x1);
+    step(j + 32, s2, x2);
+    step(j + 48, s3, x3);
+  }
+  for (; j < L; j += 16) {
+    __m512& sum = (j / 16) % 4 == 0 ? s0 : (j / 16) % 4 == 1 ? s1 : (j / 16) % 4 == 2 ? s2 : s3;
+    __m512& pmax = (j / 16) % 4 == 0 ? x0 : (j / 16) % 4 == 1 ? x1 : (j / 16) % 4 == 2 ? x2 : x3;
+    const __mmask16 m = tail(L - j);
+    const __m512 e = _mm512_maskz_mov_ps(m, exp2_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), max)));
+    sum = _mm512_add_ps(sum, e);
+    const __m512 pv = _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, a.vscale + j));
+    pmax = _mm512_max_ps(pmax, pv);
+    _mm512_storeu_ps(p + j, pv);  // lanes past L are 0
+  }
   alignas(64) float sets[kSoftmaxSets][16];
-  for (int s = 0; s < kSoftmaxSets; ++s) _mm512_store_ps(sets[s], sum[s]);
+  _mm512_store_ps(sets[0], s0);
+  _mm512_store_ps(sets[1], s1);
+  _mm512_store_ps(sets[2], s2);
+  _mm512_store_ps(sets[3], s3);
   const float total = sum_softmax_partials(sets);
-  const __m512 pmax_all = _mm512_max_ps(_mm512_max_ps(pmax[0], pmax[1]), _mm512_max_ps(pmax[2], pmax[3]));
-  const float top = _mm512_reduce_max_ps(pmax_all);
+  const float top = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(x0, x1), _mm512_max_ps(x2, x3)));
   const float pscale = top > 0 ? top / 255.0f : 1.0f;
   const __m512 pinv = _mm512_set1_ps(1.0f / pscale);
-  for (int j = 0; j < a.Lp; j += 16) {
-    const __mmask16 m = j < L ? tail(L - j) : __mmask16(0);
-    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + j), pinv));
-    q = _mm512_maskz_mov_epi32(m, _mm512_min_epi32(q, _mm512_set1_epi32(255)));
+  const __m512i u8_max = _mm512_set1_epi32(255);
+  const int written = (L + 15) / 16 * 16;  // p holds 0 past L up to here
+  for (j = 0; j < written; j += 16) {
+    const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + j), pinv)), u8_max);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(pq + j), _mm512_cvtepi32_epi8(q));
   }
+  for (; j < a.Lp; j += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(pq + j), _mm_setzero_si128());
   return pscale * (1.0f / total);
 }
 
@@ -223,7 +259,7 @@ void qu8s8_attention_head_avx512vnni(const float* q, const float* k, const float
                                      float* ctx, int ldc, void* scratch) {
   const AttentionLayout a = attention_layout(scratch, L, head_dim);
   quantize_keys_values(k, v, ld, a);
-  const float softmax_scale = 1.0f / std::sqrt(float(head_dim));
+  const float softmax_scale = kLog2e / std::sqrt(float(head_dim));
   int i = 0;
   for (; i + 4 <= L; i += 4)
     query_block<4>(q + size_t(i) * ld, ld, a, softmax_scale, ctx + size_t(i) * ldc, ldc);

@@ -37,7 +37,7 @@ void qu8s8_attention_head_scalar(const float* q, const float* k, const float* v,
     a.vscale[j] = quantize_symmetric(v + size_t(j) * ld, head_dim, row, nullptr);
     for (int d = 0; d < head_dim; ++d) a.vq[(size_t(j / 4) * hd + d) * 4 + j % 4] = row[d];
   }
-  const float softmax_scale = 1.0f / std::sqrt(float(head_dim));
+  const float softmax_scale = kLog2e / std::sqrt(float(head_dim));
   for (int i = 0; i < L; ++i) {
     const float* qi = q + size_t(i) * ld;
     float lo = 0.0f, hi = 0.0f;
@@ -58,7 +58,7 @@ void qu8s8_attention_head_scalar(const float* q, const float* k, const float* v,
     float sets[kSoftmaxSets][16] = {};
     float pmax = 0.0f;
     for (int j = 0; j < L; ++j) {
-      const float e = attention_exp(scores[j] - max);
+      const float e = attention_exp2(scores[j] - max);
       sets[(j / 16) % kSoftmaxSets][j % 16] += e;
       scores[j] = e * a.vscale[j];
       pmax = std::max(pmax, scores[j]);

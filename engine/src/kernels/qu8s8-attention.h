@@ -52,20 +52,19 @@ inline AttentionLayout attention_layout(void* scratch, int L, int head_dim) {
 // Symmetric s8 scale of a token whose largest magnitude is amax: values map to [-127, 127].
 inline float symmetric_scale(float amax) { return amax > 0 ? amax / 127.0f : 1.0f; }
 
-// e^x for x <= 0 as the vector kernel computes it: clamp, 2^n e^r with |r| <= ln2/2, degree-6 polynomial, scale.
-// Worst-case relative error 2e-7 against std::exp (the scalar reference tests it).
-inline float attention_exp(float x) {
-  x = std::max(x, -87.0f);
-  const float n = std::nearbyint(x * 1.44269504f);
-  float r = std::fma(-n, 0.693145752f, x);
-  r = std::fma(-n, 1.42860677e-6f, r);
-  float p = 1.0f / 720;
-  p = std::fma(p, r, 1.0f / 120);
-  p = std::fma(p, r, 1.0f / 24);
-  p = std::fma(p, r, 1.0f / 6);
-  p = std::fma(p, r, 0.5f);
-  p = std::fma(p, r, 1.0f);
-  p = std::fma(p, r, 1.0f);
+// Scores are kept in base-2 units (the softmax scale 1/sqrt(head_dim) times log2(e) is folded into each query's
+// scale), so the softmax needs 2^x for x <= 0: clamp, 2^n 2^f with |f| <= 1/2, degree-4 Taylor polynomial, scale.
+// Worst-case relative error 5e-5 (the probabilities are then quantized to 1/255 of their largest).
+constexpr float kLog2e = 1.44269504f;
+inline float attention_exp2(float x) {
+  x = std::max(x, -126.0f);
+  const float n = std::nearbyint(x);
+  const float f = x - n;
+  float p = 0.00961813f;
+  p = std::fma(p, f, 0.0555041f);
+  p = std::fma(p, f, 0.240226507f);
+  p = std::fma(p, f, 0.693147182f);
+  p = std::fma(p, f, 1.0f);
   return std::ldexp(p, int(n));
 }
 

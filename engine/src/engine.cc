@@ -234,7 +234,7 @@ void Engine::gemm(const QuantizedLinear& w, const std::vector<int>& split, Activ
     // output-block kernel re-read 6 tiles of 196 KiB per group at 384 tokens and two threads slower than one).
     // Groups outer otherwise: long K, dense-ish weights that would not stay in L2.
     const bool tiles_outer =
-        p.sparse() && (a.tile_bytes() <= 48 * 1024 || p.packed_bytes() / (split.size() - 1) + a.tile_bytes() <= 512 * 1024);
+        p.sparse() && (a.tile_bytes() <= 48 * 1024 || p.packed_bytes() / (split.size() - 1) + a.tile_bytes() <= 768 * 1024);
     const int groups = (split[part + 1] - split[part] + kChannelGroup - 1) / kChannelGroup;
     for (int i = 0; i < groups * tiles; i++) {
       const int n0 = split[part] + (tiles_outer ? i % groups : i / tiles) * kChannelGroup;

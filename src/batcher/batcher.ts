@@ -108,7 +108,8 @@ export class Batcher<Result> {
    * Queues every row of one request together — all of them or none: a refused request leaves nothing behind. Resolves
    * with one result per row, in order. More rows than the queue can ever hold: `QueueCapacityError`; no room now:
    * `QueueFullError`. Aborting the signal (deadline, client gone) removes the request's waiting rows at once and
-   * rejects with the signal's reason.
+   * rejects with the signal's reason. No rows: resolves at once with no results (nothing is queued, so no batch
+   * would ever settle it).
    */
   submit(rows: BatchRow[], signal?: AbortSignal): Promise<Result[]> {
     if (rows.length > this.limits.maxQueueRows) {
@@ -118,6 +119,7 @@ export class Batcher<Result> {
       return Promise.reject(new QueueFullError(this.retryAfterSeconds()));
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (rows.length === 0) return Promise.resolve([]);
     return new Promise<Result[]>((resolve, reject) => {
       const request: Request<Result> = {
         results: new Array(rows.length),

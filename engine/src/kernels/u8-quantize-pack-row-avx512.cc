@@ -14,7 +14,10 @@
 
 namespace sbs::kernels {
 
-void u8_quantize_pack_row_avx512(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero) {
+namespace {
+
+// The row's quantization parameters (quant_params of min(0, min x) and max(0, max x)).
+inline QuantParams row_params(const float* x, int K) {
   // Masked-off lanes load 0, which cannot move lo = min(0, ...) or hi = max(0, ...).
   __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
   for (int k = 0; k < K; k += 16) {
@@ -23,7 +26,13 @@ void u8_quantize_pack_row_avx512(const float* x, int K, uint8_t* tile, int Mt, i
     vlo = _mm512_min_ps(vlo, v);
     vhi = _mm512_max_ps(vhi, v);
   }
-  const QuantParams qp = quant_params(_mm512_reduce_min_ps(vlo), _mm512_reduce_max_ps(vhi));
+  return quant_params(_mm512_reduce_min_ps(vlo), _mm512_reduce_max_ps(vhi));
+}
+
+}  // namespace
+
+void u8_quantize_pack_row_avx512(const float* x, int K, uint8_t* tile, int Mt, int m, float* scale, int32_t* zero) {
+  const QuantParams qp = row_params(x, K);
   const __m512 inv = _mm512_set1_ps(qp.inv_scale);
   const __m512i zp = _mm512_set1_epi32(qp.zero);
   const __m512i lo_q = _mm512_setzero_si512(), hi_q = _mm512_set1_epi32(255);
@@ -55,15 +64,7 @@ void u8_quantize_pack_group_avx512(const float* x, int ldx, int count, int K, ui
   __m512 inv[16];
   __m512i zp[16];
   for (int r = 0; r < count; ++r) {
-    const float* row = x + size_t(r) * ldx;
-    __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
-    for (int k = 0; k < K; k += 16) {
-      const __mmask16 mask = K - k >= 16 ? __mmask16(0xffff) : __mmask16((1u << (K - k)) - 1);
-      const __m512 v = _mm512_maskz_loadu_ps(mask, row + k);
-      vlo = _mm512_min_ps(vlo, v);
-      vhi = _mm512_max_ps(vhi, v);
-    }
-    const QuantParams qp = quant_params(_mm512_reduce_min_ps(vlo), _mm512_reduce_max_ps(vhi));
+    const QuantParams qp = row_params(x + size_t(r) * ldx, K);
     inv[r] = _mm512_set1_ps(qp.inv_scale);
     zp[r] = _mm512_set1_epi32(qp.zero);
     scale[r] = qp.scale;

@@ -4,11 +4,6 @@
 namespace sbs {
 
 SBS_OP_CLONES
-void gelu_row(float* x, int n) {
-  for (int i = 0; i < n; i++) x[i] = gelu(x[i]);
-}
-
-SBS_OP_CLONES
 void relu_row(float* x, int n) {
   for (int i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0.0f;
 }

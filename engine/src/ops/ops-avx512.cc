@@ -1,4 +1,4 @@
-// AVX-512 versions of the per-token operators (attention, GELU, LayerNorm): the portable loops in the other files
+// AVX-512 versions of the per-token operators (fp32 attention, LayerNorm): the portable loops in the other files
 // were measured 10-40x slower here (GCC keeps the attention accumulators in memory and cannot if-convert erf).
 // Compiled for AVX-512 by function attribute only; the engine picks them at run time when the CPU has AVX-512.
 #include <immintrin.h>
@@ -28,27 +28,6 @@ SBS_AVX512 inline __m512 exp512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
-}
-
-SBS_AVX512 inline __m512 gelu512(__m512 x) {
-  // 0.5 x (1 + erf(x / sqrt 2)), erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7) with the sign restored.
-  const __m512 sign_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x80000000));
-  __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678f));
-  __m512 a = _mm512_min_ps(_mm512_andnot_ps(sign_mask, z), _mm512_set1_ps(4.0f));
-  // t = 1 / (1 + p a) by rcp14 and one Newton step (relative error ~1e-7): vdivps would dominate the loop.
-  __m512 den = _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f));
-  __m512 t = _mm512_rcp14_ps(den);
-  t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
-  __m512 poly = _mm512_set1_ps(1.061405429f);
-  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-1.453152027f));
-  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(1.421413741f));
-  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284496736f));
-  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254829592f));
-  poly = _mm512_mul_ps(poly, t);
-  __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
-  __m512 erf_abs = _mm512_fnmadd_ps(poly, e, _mm512_set1_ps(1.0f));
-  __m512 erf = _mm512_or_ps(erf_abs, _mm512_and_ps(z, sign_mask));
-  return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(erf, _mm512_set1_ps(1.0f)));
 }
 
 SBS_AVX512 inline __mmask16 tail_mask(int remaining) {
@@ -149,15 +128,6 @@ SBS_AVX512 inline void context(const float* p, int Lp, const float* v, int ld, i
 }
 
 }  // namespace
-
-SBS_AVX512 void gelu_row_avx512(float* x, int n) {
-  int i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, gelu512(_mm512_loadu_ps(x + i)));
-  if (i < n) {
-    __mmask16 m = tail_mask(n - i);
-    _mm512_mask_storeu_ps(x + i, m, gelu512(_mm512_maskz_loadu_ps(m, x + i)));
-  }
-}
 
 SBS_AVX512 void layer_norm_row_avx512(const float* x, const float* gamma, const float* beta, int n, float eps,
                                       float* out) {

@@ -9,8 +9,7 @@ namespace sbs {
 // out = LayerNorm(x) over n values (biased variance, eps inside the square root); out may alias x.
 void layer_norm_row(const float* x, const float* gamma, const float* beta, int n, float eps, float* out);
 
-// x = gelu(x) (exact-erf form) or relu(x), in place.
-void gelu_row(float* x, int n);
+// x = relu(x), in place (GELU: kernels::f32_gelu_*).
 void relu_row(float* x, int n);
 
 // out = word + position + token_type (any of the last two may be null); word given as int8 row * scale or fp32.
@@ -29,7 +28,6 @@ inline int attention_scratch_floats(int max_len, int head_dim) {
 
 // AVX-512 versions (call only when the CPU has AVX-512F/BW/VL/DQ).
 void layer_norm_row_avx512(const float* x, const float* gamma, const float* beta, int n, float eps, float* out);
-void gelu_row_avx512(float* x, int n);
 void attention_head_avx512(const float* q, const float* k, const float* v, int ld, int L, int head_dim, float* ctx,
                            int ldc, float* scratch);
 

@@ -41,18 +41,6 @@ inline float exp_nonpositive(float x) {
   return p * bits_to_float((int32_t(n) + 127) << 23);
 }
 
-// erf(x), absolute error below 2e-7 (Abramowitz & Stegun 7.1.26 form with an exp), exact sign, saturating at |x|>4.
-inline float erf_approx(float x) {
-  float a = x < 0 ? -x : x;
-  a = a > 4.0f ? 4.0f : a;
-  float t = 1.0f / (1.0f + 0.3275911f * a);
-  float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  float y = 1.0f - poly * exp_nonpositive(-a * a);
-  return x < 0 ? -y : y;
-}
-
-inline float gelu(float x) { return 0.5f * x * (1.0f + erf_approx(x * 0.70710678f)); }
-
 inline float combine_lanes(const float* lanes) {
   // A fixed pairwise tree.
   float s8[8], s4[4];

@@ -172,7 +172,7 @@ PackedLinear pack_linear(const int8_t* w_kn, int K, int N, LinearKernel kernel);
 constexpr int kMaxInt8AttentionHeadDim = 256;
 inline size_t attention_qu8s8_scratch_bytes(int max_len, int head_dim) {
   const size_t Lp = size_t(max_len + 15) / 16 * 16;
-  return 2 * Lp * size_t(head_dim) + Lp * (3 * 4 + 4 * 4 + 4) + 4 * size_t(head_dim) + 64 * 8;
+  return 2 * Lp * size_t(head_dim) + Lp * (2 * 4 + 4 * 4 + 4) + 8 * size_t(head_dim) + 64 * 8;
 }
 using AttentionHeadFn = void (*)(const float* q, const float* k, const float* v, int ld, int L, int head_dim,
                                  float* ctx, int ldc, void* scratch);

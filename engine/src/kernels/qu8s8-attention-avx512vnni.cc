@@ -64,17 +64,32 @@ void quantize_keys_values(const float* k, const float* v, int ld, const Attentio
   alignas(64) int8_t krows[16][kMaxInt8AttentionHeadDim];
   alignas(64) int8_t vrows[16][kMaxInt8AttentionHeadDim];
   alignas(64) int32_t block[256];
+  alignas(64) float vinv[kMaxInt8AttentionHeadDim];
+  // Values: one symmetric scale per dimension over the row's tokens.
+  for (int d = 0; d < hd; d += 16) {
+    __m512 amax = _mm512_setzero_ps();
+    for (int j = 0; j < a.L; ++j) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(v + size_t(j) * ld + d)));
+    const __m512 scale = _mm512_mask_div_ps(_mm512_set1_ps(1.0f), _mm512_cmp_ps_mask(amax, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                            amax, _mm512_set1_ps(127.0f));
+    _mm512_storeu_ps(a.vscale + d, scale);
+    _mm512_store_ps(vinv + d, _mm512_div_ps(_mm512_set1_ps(1.0f), scale));
+  }
   for (int j0 = 0; j0 < a.Lp; j0 += 16) {
     for (int t = 0; t < 16; ++t) {
       const int j = j0 + t;
       if (j < a.L) {
         a.kscale[j] = quantize_symmetric(k + size_t(j) * ld, hd, krows[t], &a.ksum[j]);
-        a.vscale[j] = quantize_symmetric(v + size_t(j) * ld, hd, vrows[t], nullptr);
+        const float* vr = v + size_t(j) * ld;
+        for (int d = 0; d < hd; d += 16) {
+          __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(vr + d), _mm512_load_ps(vinv + d)));
+          q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+          _mm_store_si128(reinterpret_cast<__m128i*>(vrows[t] + d), _mm512_cvtepi32_epi8(q));
+        }
       } else {
         std::memset(krows[t], 0, size_t(hd));
         std::memset(vrows[t], 0, size_t(hd));
         a.ksum[j] = 0;
-        a.kscale[j] = a.vscale[j] = 0.0f;
+        a.kscale[j] = 0.0f;
       }
     }
     for (int q0 = 0; q0 < quads; q0 += 16) {
@@ -138,9 +153,10 @@ inline void scores_step(const AttentionLayout& a, const int32_t* zero, const flo
     }
 }
 
-// Softmax of one query's scores into u8 probabilities times the value scales; returns the context's scale.
-// Full vectors without masks in the main loops (4 independent chains), the partial last vector masked.
-inline float softmax_quantize(float* p, const AttentionLayout& a, uint8_t* pq) {
+// Softmax of one query's scores into u8 probabilities: 2^(s - max) (largest exactly 1) at the fixed scale 1/255 in
+// the same pass as the sum; returns the context's scale 1 / (255 x sum). Full vectors without masks in the main
+// loops (4 independent chains), the partial last vector masked.
+inline float softmax_quantize(const float* p, const AttentionLayout& a, uint8_t* pq) {
   const int L = a.L, full = L / 16 * 16;
   __m512 m0 = _mm512_set1_ps(-3.4e38f), m1 = m0, m2 = m0, m3 = m0;
   int j = 0;
@@ -153,49 +169,34 @@ inline float softmax_quantize(float* p, const AttentionLayout& a, uint8_t* pq) {
   for (; j < full; j += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(p + j));
   if (full < L) m1 = _mm512_max_ps(m1, _mm512_mask_loadu_ps(m1, tail(L - full), p + full));
   const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3))));
+  const __m512 u8_scale = _mm512_set1_ps(255.0f);
+  const __m512i u8_max = _mm512_set1_epi32(255);
   // kSoftmaxSets independent chains: each exp is a dependent polynomial, one running sum would serialize them.
-  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, x0 = s0, x1 = s0, x2 = s0, x3 = s0;
-  auto step = [&](int at, __m512& sum, __m512& pmax) {
-    const __m512 e = exp2_16(_mm512_sub_ps(_mm512_loadu_ps(p + at), max));
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  auto step = [&](int at, __m512& sum, __mmask16 m) {
+    const __m512 e = _mm512_maskz_mov_ps(m, exp2_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + at), max)));
     sum = _mm512_add_ps(sum, e);
-    const __m512 pv = _mm512_mul_ps(e, _mm512_loadu_ps(a.vscale + at));
-    pmax = _mm512_max_ps(pmax, pv);
-    _mm512_storeu_ps(p + at, pv);
+    const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(e, u8_scale)), u8_max);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pq + at), _mm512_cvtepi32_epi8(q));
   };
   j = 0;
   for (; j + 64 <= full; j += 64) {
-    step(j, s0, x0);
-    step(j + 16, s1, x1);
-    step(j + 32, s2, x2);
-    step(j + 48, s3, x3);
+    step(j, s0, 0xffff);
+    step(j + 16, s1, 0xffff);
+    step(j + 32, s2, 0xffff);
+    step(j + 48, s3, 0xffff);
   }
   for (; j < L; j += 16) {
     __m512& sum = (j / 16) % 4 == 0 ? s0 : (j / 16) % 4 == 1 ? s1 : (j / 16) % 4 == 2 ? s2 : s3;
-    __m512& pmax = (j / 16) % 4 == 0 ? x0 : (j / 16) % 4 == 1 ? x1 : (j / 16) % 4 == 2 ? x2 : x3;
-    const __mmask16 m = tail(L - j);
-    const __m512 e = _mm512_maskz_mov_ps(m, exp2_16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), max)));
-    sum = _mm512_add_ps(sum, e);
-    const __m512 pv = _mm512_mul_ps(e, _mm512_maskz_loadu_ps(m, a.vscale + j));
-    pmax = _mm512_max_ps(pmax, pv);
-    _mm512_storeu_ps(p + j, pv);  // lanes past L are 0
+    step(j, sum, tail(L - j));  // lanes past L quantize to 0
   }
+  for (; j < a.Lp; j += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(pq + j), _mm_setzero_si128());
   alignas(64) float sets[kSoftmaxSets][16];
   _mm512_store_ps(sets[0], s0);
   _mm512_store_ps(sets[1], s1);
   _mm512_store_ps(sets[2], s2);
   _mm512_store_ps(sets[3], s3);
-  const float total = sum_softmax_partials(sets);
-  const float top = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(x0, x1), _mm512_max_ps(x2, x3)));
-  const float pscale = top > 0 ? top / 255.0f : 1.0f;
-  const __m512 pinv = _mm512_set1_ps(1.0f / pscale);
-  const __m512i u8_max = _mm512_set1_epi32(255);
-  const int written = (L + 15) / 16 * 16;  // p holds 0 past L up to here
-  for (j = 0; j < written; j += 16) {
-    const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p + j), pinv)), u8_max);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(pq + j), _mm512_cvtepi32_epi8(q));
-  }
-  for (; j < a.Lp; j += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(pq + j), _mm_setzero_si128());
-  return pscale * (1.0f / total);
+  return (1.0f / 255.0f) * (1.0f / sum_softmax_partials(sets));
 }
 
 // ctx[qi][d0 + 16 s] of Q queries from their u8 probabilities, S x 16 dimensions per step.
@@ -214,9 +215,10 @@ inline void context_step(const AttentionLayout& a, const float* out_scale, int d
     }
   }
   for (int qi = 0; qi < Q; ++qi)
-    for (int s = 0; s < S; ++s)
-      _mm512_storeu_ps(ctx + size_t(qi) * ldc + d0 + 16 * s,
-                       _mm512_mul_ps(_mm512_cvtepi32_ps(acc[qi][s]), _mm512_set1_ps(out_scale[qi])));
+    for (int s = 0; s < S; ++s) {
+      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(out_scale[qi]), _mm512_loadu_ps(a.vscale + d0 + 16 * s));
+      _mm512_storeu_ps(ctx + size_t(qi) * ldc + d0 + 16 * s, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[qi][s]), scale));
+    }
 }
 
 template <int Q>

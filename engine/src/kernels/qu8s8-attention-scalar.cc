@@ -31,11 +31,19 @@ void qu8s8_attention_head_scalar(const float* q, const float* k, const float* v,
   std::memset(a.kq, 0, Lp * hd);
   std::memset(a.vq, 0, Lp * hd);
   int8_t row[kMaxInt8AttentionHeadDim];
+  float vinv[kMaxInt8AttentionHeadDim];
+  for (int d = 0; d < head_dim; ++d) {
+    float amax = 0.0f;
+    for (int j = 0; j < L; ++j) amax = std::max(amax, std::fabs(v[size_t(j) * ld + d]));
+    a.vscale[d] = symmetric_scale(amax);
+    vinv[d] = 1.0f / a.vscale[d];
+  }
   for (int j = 0; j < L; ++j) {
     a.kscale[j] = quantize_symmetric(k + size_t(j) * ld, head_dim, row, &a.ksum[j]);
     for (int d = 0; d < head_dim; ++d) a.kq[(size_t(d / 4) * Lp + j) * 4 + d % 4] = row[d];
-    a.vscale[j] = quantize_symmetric(v + size_t(j) * ld, head_dim, row, nullptr);
-    for (int d = 0; d < head_dim; ++d) a.vq[(size_t(j / 4) * hd + d) * 4 + j % 4] = row[d];
+    for (int d = 0; d < head_dim; ++d)
+      a.vq[(size_t(j / 4) * hd + d) * 4 + j % 4] =
+          int8_t(std::min(127, std::max(-127, cvt_nearest_i32(v[size_t(j) * ld + d] * vinv[d]))));
   }
   const float softmax_scale = kLog2e / std::sqrt(float(head_dim));
   for (int i = 0; i < L; ++i) {
@@ -56,21 +64,20 @@ void qu8s8_attention_head_scalar(const float* q, const float* k, const float* v,
       max = std::max(max, scores[j]);
     }
     float sets[kSoftmaxSets][16] = {};
-    float pmax = 0.0f;
-    for (int j = 0; j < L; ++j) {
+    for (int j = 0; j < a.Lp; ++j) {
+      if (j >= L) {
+        a.pq[j] = 0;
+        continue;
+      }
       const float e = attention_exp2(scores[j] - max);
       sets[(j / 16) % kSoftmaxSets][j % 16] += e;
-      scores[j] = e * a.vscale[j];
-      pmax = std::max(pmax, scores[j]);
+      a.pq[j] = uint8_t(std::min(255, cvt_nearest_i32(e * 255.0f)));
     }
-    const float total = sum_softmax_partials(sets);
-    const float pscale = pmax > 0 ? pmax / 255.0f : 1.0f, pinv = 1.0f / pscale;
-    for (int j = 0; j < a.Lp; ++j) a.pq[j] = j < L ? uint8_t(std::min(255, cvt_nearest_i32(scores[j] * pinv))) : 0;
-    const float out_scale = pscale * (1.0f / total);
+    const float pscale = (1.0f / 255.0f) * (1.0f / sum_softmax_partials(sets));
     for (int d = 0; d < head_dim; ++d) {
       int32_t s = 0;
       for (int j = 0; j < L; ++j) s += int32_t(a.pq[j]) * a.vq[(size_t(j / 4) * hd + d) * 4 + j % 4];
-      ctx[size_t(i) * ldc + d] = float(s) * out_scale;
+      ctx[size_t(i) * ldc + d] = float(s) * (pscale * a.vscale[d]);
     }
   }
 }

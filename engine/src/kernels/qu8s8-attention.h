@@ -3,10 +3,11 @@
 // kernel performs the same float operations in the same order lane by lane.
 //
 // One head of one row of L tokens: keys quantized per token to s8 (symmetric), queries per token to u8
-// (asymmetric, as the GEMM activations), scores = dequantized int32 dot products; softmax in fp32; the
-// probabilities are multiplied by each value token's s8 scale and quantized per query to u8 (zero point 0), so the
-// context is one int32 dot product per dimension, dequantized once. Every quantity is per token or per query: a
-// row's result never depends on the other rows of the batch.
+// (asymmetric, as the GEMM activations), scores = dequantized int32 dot products; softmax in fp32 with the
+// unnormalized probabilities (largest exactly 1) quantized to u8 at the fixed scale 1/255 in the same pass; values
+// quantized to s8 per dimension (symmetric, over the row's tokens), so the context is one int32 dot product per
+// dimension, dequantized once by that dimension's scale / (255 x the softmax sum). Every scale belongs to one
+// token, one query or one dimension of one row: a row's result never depends on the other rows of the batch.
 #pragma once
 
 #include <algorithm>
@@ -24,7 +25,7 @@ struct AttentionLayout {
   int8_t* vq;           // [Lp / 4][head_dim][4]: value quads of 4 consecutive keys, dimensions as lanes
   int32_t* ksum;        // [Lp] sum of each key's s8 values
   float* kscale;        // [Lp]
-  float* vscale;        // [Lp]
+  float* vscale;        // [head_dim]: per dimension
   float* probs;         // [4][Lp]
   uint8_t* pq;          // [4][Lp]
   uint8_t* qq;          // [4][head_dim]
@@ -42,7 +43,7 @@ inline AttentionLayout attention_layout(void* scratch, int L, int head_dim) {
   a.vq = reinterpret_cast<int8_t*>(p), p = align(p + Lp * head_dim);
   a.ksum = reinterpret_cast<int32_t*>(p), p = align(p + Lp * 4);
   a.kscale = reinterpret_cast<float*>(p), p = align(p + Lp * 4);
-  a.vscale = reinterpret_cast<float*>(p), p = align(p + Lp * 4);
+  a.vscale = reinterpret_cast<float*>(p), p = align(p + size_t(head_dim) * 4);
   a.probs = reinterpret_cast<float*>(p), p = align(p + 4 * Lp * 4);
   a.pq = p, p = align(p + 4 * Lp);
   a.qq = p;

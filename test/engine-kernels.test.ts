@@ -1,5 +1,5 @@
 /**
- * The engine's int8 kernels against their references: engine/test/kernel-tester.cc is compiled with g++ together
+ * The engine's int8 kernels against their references: engine/test/*.cc (the kernel tester) is compiled with g++ together
  * with every engine/src/kernels/*.cc into a temp folder and run; it checks each ISA this CPU supports bit-exactly
  * (tile GEMMs against a plain GEMM, epilogue and quantizer against the scalar path) and exits non-zero on the first
  * mismatch. A second build runs it under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -15,7 +15,13 @@ import { workspace } from './helpers/workspace.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const engineSrc = join(repo, 'engine', 'src');
-const tester = join(repo, 'engine', 'test', 'kernel-tester.cc');
+const testerDir = join(repo, 'engine', 'test');
+// kernel-tester.cc (main) and its check families, check-*.cc.
+const testerSources = () =>
+  readdirSync(testerDir)
+    .filter((file) => file.endsWith('.cc'))
+    .sort()
+    .map((file) => join(testerDir, file));
 const root = workspace('engine-kernels');
 const compiler = process.env.CXX || 'g++';
 
@@ -63,7 +69,7 @@ async function buildAndRun(name: string, flags: string[], env?: NodeJS.ProcessEn
   const binary = join(root, name);
   const build = await run(
     compiler,
-    ['-std=c++17', ...flags, `-I${engineSrc}`, ...kernelSources(), tester, '-o', binary],
+    ['-std=c++17', ...flags, `-I${engineSrc}`, `-I${testerDir}`, ...kernelSources(), ...testerSources(), '-o', binary],
     120_000,
   );
   assert.equal(build.code, 0, `building the kernel tester (${flags.join(' ')}) failed:\n${build.stderr}`);

@@ -54,9 +54,9 @@ QuantizedLinear quantized_linear(const Loader& loader, const std::string& name, 
   linear.bias = loader.floats(name + ".bias", N);
   for (float s : linear.scale)
     if (!(s > 0) || s != s) throw std::runtime_error("weights: " + name + ".scale holds a non-positive scale");
-  const LinearKernel kernel =
-      options.force_kernel ? options.forced : choose_kernel(measure_densities(w, K, N), K, N, options.costs);
-  linear.packed = pack_linear(w, K, N, kernel);
+  const WeightDensities densities = measure_densities(w, K, N);
+  const LinearKernel kernel = options.force_kernel ? options.forced : choose_kernel(densities, K, N, options.costs);
+  linear.packed = pack_linear(w, K, N, kernel, &densities);
   return linear;
 }
 

@@ -279,29 +279,20 @@ bool check_sparse_k_limits(const std::vector<Isa>& isas, Rng& rng, Failure& f) {
     Problem p = make_problem(16, kMaxSparseK, 3, Pattern::unstructured, 0.999, rng);
     p.W[size_t(kMaxSparseK - 1) * 3 + 1] = -77;  // the last quad index, 65535
     if (!check_gemm(p, isas, rng, f)) return false;
-    bool refused = false;
-    try {
-      const std::vector<int8_t> w(size_t(kMaxSparseK + 1) * 2, 1);
-      pack_linear(w.data(), kMaxSparseK + 1, 2, LinearKernel::sparse_quads);
-    } catch (const std::invalid_argument&) {
-      refused = true;
-    }
-    if (!refused) {
-      std::printf("MISMATCH pack_linear: sparse K = %d accepted (uint16 quad indices)\n", kMaxSparseK + 1);
+    // One input more than a layout indexes must be refused, not packed with wrapped indices.
+    auto refuses = [](int K, LinearKernel kernel) {
+      try {
+        const std::vector<int8_t> w(size_t(K) * 2, 1);
+        pack_linear(w.data(), K, 2, kernel);
+      } catch (const std::invalid_argument&) {
+        return true;
+      }
+      std::printf("MISMATCH pack_linear: %s K = %d accepted (uint16 indices)\n", linear_kernel_name(kernel), K);
       return false;
-    }
+    };
+    if (!refuses(kMaxSparseK + 1, LinearKernel::sparse_quads)) return false;
     ++f.checks;
-    refused = false;
-    try {
-      const std::vector<int8_t> w(size_t(kMaxOutBlockK + 1) * 2, 1);
-      pack_linear(w.data(), kMaxOutBlockK + 1, 2, LinearKernel::out_blocks);
-    } catch (const std::invalid_argument&) {
-      refused = true;
-    }
-    if (!refused) {
-      std::printf("MISMATCH pack_linear: output-block K = %d accepted (uint16 input indices)\n", kMaxOutBlockK + 1);
-      return false;
-    }
+    if (!refuses(kMaxOutBlockK + 1, LinearKernel::out_blocks)) return false;
     Problem q = make_problem(16, kMaxOutBlockK, 5, Pattern::blocks4out, 0.99, rng);
     q.W[size_t(kMaxOutBlockK - 1) * 5 + 4] = 99;  // the last input index, 65535
     if (!check_gemm(q, isas, rng, f)) return false;

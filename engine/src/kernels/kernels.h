@@ -164,7 +164,9 @@ double quad_density(const int8_t* w_kn, int K, int N);
 // The largest K the sparse layouts index (uint16 indices); pack_linear throws std::invalid_argument beyond.
 constexpr int kMaxSparseK = 4 * 65536;
 constexpr int kMaxOutBlockK = 65536;
-PackedLinear pack_linear(const int8_t* w_kn, int K, int N, LinearKernel kernel);
+// `measured`: the weights' densities when the caller has them already (measuring reads every weight once more).
+PackedLinear pack_linear(const int8_t* w_kn, int K, int N, LinearKernel kernel,
+                         const WeightDensities* measured = nullptr);
 
 // Int8 attention for one head of one row of L tokens (the scheme: qu8s8-attention.h): q/k/v point at the row's
 // first token's head slice in the fused QKV matrix (row stride ld), ctx likewise (stride ldc). head_dim must be a

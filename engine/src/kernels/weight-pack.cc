@@ -76,13 +76,13 @@ LinearKernel choose_kernel(const WeightDensities& d, int K, int N, const KernelC
   return best;
 }
 
-PackedLinear pack_linear(const int8_t* w_kn, int K, int N, LinearKernel kernel) {
+PackedLinear pack_linear(const int8_t* w_kn, int K, int N, LinearKernel kernel, const WeightDensities* measured) {
   PackedLinear p;
   p.K = K;
   p.N = N;
   p.Kq = (K + 3) / 4;
   p.kernel = kernel;
-  p.densities = measure_densities(w_kn, K, N);
+  p.densities = measured ? *measured : measure_densities(w_kn, K, N);
   p.quad_density = p.densities.quads;
   p.w_sum.assign(size_t(N), 0);
   for (int k = 0; k < K; ++k)
